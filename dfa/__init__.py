@@ -1,0 +1,1 @@
+"""Core system of a digital financial asset (DFA) platform operator."""

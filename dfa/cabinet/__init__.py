@@ -1,0 +1,1 @@
+"""Server-rendered pages for investors, issuers, compliance officers and operator admins."""

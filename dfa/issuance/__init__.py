@@ -1,0 +1,1 @@
+"""Issuers, underlying assets, emission applications, registration numbers, placement, redemption."""

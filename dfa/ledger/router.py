@@ -1,0 +1,267 @@
+"""The ledger API for operator staff: assets, accounts, transfers, batches, holds, registries."""
+
+import base64
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi.responses import StreamingResponse
+
+from dfa.ledger import errors, schemas, service
+from dfa.platform.access import operator_staff
+from dfa.platform.web import DatabaseDep, IdempotencyKeyHeader, SessionDep, SettingsDep, UnitOfWorkRoute
+
+router = APIRouter(
+    prefix="/v1/ledger",
+    tags=["ledger"],
+    route_class=UnitOfWorkRoute,
+    dependencies=[Depends(operator_staff)],
+)
+
+Limit = Annotated[int | None, Query(ge=1, description="Page size (default and maximum are settings).")]
+AsOf = Annotated[
+    datetime | None,
+    Query(description="An instant with a time zone offset (ISO 8601); the registry as it stood then."),
+]
+
+
+def _page_size(limit: int | None, settings) -> int:
+    return min(limit or settings.page_size_default, settings.page_size_max)
+
+
+def _as_of(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise errors.InvalidInstant("as_of must carry a time zone offset, e.g. 2026-11-21T10:00:00Z")
+    return value
+
+
+@router.post("/assets", status_code=status.HTTP_201_CREATED, response_model=schemas.AssetOut)
+async def create_asset(body: schemas.AssetCreate, session: SessionDep, _key: IdempotencyKeyHeader):
+    """Create an asset: KZT, or one DFA emission (emissions are normally created by issuance)."""
+    return await service.create_asset(session, code=body.code, kind=body.kind, scale=body.scale, name=body.name)
+
+
+@router.get("/assets", response_model=list[schemas.AssetOut])
+async def list_assets(
+    session: SessionDep, settings: SettingsDep, limit: Limit = None,
+    after: Annotated[int | None, Query(ge=0, description="Return assets with a larger id.")] = None,
+):
+    return await service.list_assets(session, after=after, limit=_page_size(limit, settings))
+
+
+@router.get("/assets/{code}", response_model=schemas.AssetOut)
+async def get_asset(code: str, session: SessionDep):
+    return await service.get_asset(session, code)
+
+
+@router.post("/accounts", status_code=status.HTTP_201_CREATED, response_model=schemas.AccountOut)
+async def open_account(body: schemas.AccountOpen, session: SessionDep, _key: IdempotencyKeyHeader):
+    """Open an account. An `available` account opens its `held` twin, where holds wait."""
+    return await service.open_account(
+        session, owner_party_id=body.owner_party_id, asset_code=body.asset, kind=body.kind
+    )
+
+
+@router.get("/accounts", response_model=list[schemas.AccountOut])
+async def list_accounts(
+    session: SessionDep,
+    settings: SettingsDep,
+    owner_party_id: Annotated[uuid.UUID | None, Query(description="Only this party's accounts.")] = None,
+    asset: Annotated[str | None, Query(max_length=50, description="Only accounts in this asset.")] = None,
+    after: Annotated[int | None, Query(ge=0, description="Return accounts with a larger id.")] = None,
+    limit: Limit = None,
+):
+    """Accounts with their balances."""
+    return await service.list_accounts(
+        session, owner_party_id=owner_party_id, asset_code=asset, after=after, limit=_page_size(limit, settings)
+    )
+
+
+@router.get("/accounts/{account_id}", response_model=schemas.AccountOut)
+async def get_account(account_id: int, session: SessionDep):
+    """One account with its balance."""
+    return await service.get_account(session, account_id)
+
+
+def _encode_cursor(seq: int | None) -> str | None:
+    return None if seq is None else base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        prefix, _, seq = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if prefix != "seq" or not seq.isascii() or not seq.isdigit():
+            raise ValueError(cursor)
+        return int(seq)
+    except ValueError:
+        raise errors.InvalidCursor("the cursor was not issued by this endpoint") from None
+
+
+@router.get("/accounts/{account_id}/entries", response_model=schemas.EntryPageOut)
+async def account_history(
+    account_id: int,
+    session: SessionDep,
+    settings: SettingsDep,
+    cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page.")] = None,
+    limit: Limit = None,
+):
+    """An account's journal, newest first, with each entry's hash-chain link."""
+    page = await service.account_history(
+        session, account_id=account_id, before_seq=_decode_cursor(cursor), limit=_page_size(limit, settings)
+    )
+    items = [
+        schemas.EntryOut(**{**row._mapping, "hash": row.hash.hex()}) for row in page.entries
+    ]
+    return schemas.EntryPageOut(items=items, next_cursor=_encode_cursor(page.next_before_seq))
+
+
+@router.post(
+    "/transfers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.TransferOut,
+    responses={200: {"description": "The same transfer was posted before; it is returned unchanged."}},
+)
+async def post_transfer(
+    body: schemas.TransferCreate, session: SessionDep, response: Response, _key: IdempotencyKeyHeader
+):
+    """Move an amount between two accounts of one asset, exactly once per transfer id."""
+    posted = await service.post_transfer(session, transfer=service.TransferSpec(**body.model_dump()))
+    if not posted.created:
+        response.status_code = status.HTTP_200_OK
+    return posted.transfer
+
+
+@router.get("/transfers/{transfer_id}", response_model=schemas.TransferOut)
+async def get_transfer(transfer_id: uuid.UUID, session: SessionDep):
+    return await service.get_transfer(session, transfer_id)
+
+
+def _batch_item(item) -> service.BatchItem:
+    fields = item.model_dump(exclude={"type"})
+    if isinstance(item, schemas.TransferItemIn):
+        return service.TransferItem(service.TransferSpec(**fields["transfer"]))
+    if isinstance(item, schemas.PlaceHoldItemIn):
+        return service.PlaceHoldItem(hold_id=fields.pop("id"), **fields)
+    if isinstance(item, schemas.PostHoldItemIn):
+        return service.PostHoldItem(**fields)
+    return service.VoidHoldItem(**fields)
+
+
+@router.post(
+    "/batches",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.BatchOut,
+    responses={200: {"description": "The same batch was applied before; its transfers are returned."}},
+)
+async def execute_batch(
+    body: schemas.BatchCreate, session: SessionDep, response: Response, _key: IdempotencyKeyHeader
+):
+    """Apply transfers and hold operations in order as one linked unit: all of them or none."""
+    result = await service.execute_batch(session, batch_id=body.id, items=[_batch_item(i) for i in body.items])
+    if not result.created:
+        response.status_code = status.HTTP_200_OK
+    return schemas.BatchOut(
+        id=result.batch_id, transfers=[schemas.TransferOut.model_validate(t) for t in result.transfers]
+    )
+
+
+@router.post(
+    "/holds",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.HoldOut,
+    responses={200: {"description": "The same hold was placed before; it is returned."}},
+)
+async def place_hold(body: schemas.HoldCreate, session: SessionDep, response: Response, _key: IdempotencyKeyHeader):
+    """Reserve an amount on a holder's available account (prefunding)."""
+    hold, created = await service.place_hold(
+        session,
+        hold_id=body.id,
+        account_id=body.account_id,
+        amount=body.amount,
+        expires_at=body.expires_at,
+        code=body.code,
+        reference=body.reference,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return hold
+
+
+@router.get("/holds/{hold_id}", response_model=schemas.HoldOut)
+async def get_hold(hold_id: uuid.UUID, session: SessionDep):
+    return await service.get_hold(session, hold_id)
+
+
+@router.post("/holds/{hold_id}/post", status_code=status.HTTP_201_CREATED, response_model=schemas.TransferOut)
+async def post_hold(
+    hold_id: uuid.UUID, body: schemas.HoldPost, session: SessionDep, response: Response, _key: IdempotencyKeyHeader
+):
+    """Deliver all or part of a pending hold to a credit account."""
+    posted = await service.post_hold(session, hold_id=hold_id, **body.model_dump())
+    if not posted.created:
+        response.status_code = status.HTTP_200_OK
+    return posted.transfer
+
+
+@router.post("/holds/{hold_id}/void", status_code=status.HTTP_201_CREATED, response_model=schemas.TransferOut)
+async def void_hold(
+    hold_id: uuid.UUID, body: schemas.HoldVoid, session: SessionDep, response: Response, _key: IdempotencyKeyHeader
+):
+    """Release what remains of a pending hold to the holder."""
+    posted = await service.void_hold(session, hold_id=hold_id, transfer_id=body.transfer_id)
+    if not posted.created:
+        response.status_code = status.HTTP_200_OK
+    return posted.transfer
+
+
+@router.get("/assets/{code}/holders", response_model=schemas.RegistryOut)
+async def holders_registry(code: str, session: SessionDep, as_of: AsOf = None):
+    """The holders registry of an asset: who holds how many units, free and encumbered (REQ-34)."""
+    registry = await service.holders_registry(session, asset_code=code, as_of=_as_of(as_of))
+    positions = [
+        schemas.PositionOut(**row._mapping, total_units=row.available_units + row.held_units)
+        for row in registry.positions
+    ]
+    return schemas.RegistryOut(
+        asset=registry.asset.code,
+        as_of=registry.as_of,
+        holders=positions,
+        total_units=sum(p.total_units for p in positions),
+    )
+
+
+@router.get(
+    "/assets/{code}/holders/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
+)
+async def export_registry(
+    code: str,
+    session: SessionDep,
+    database: DatabaseDep,
+    format: Annotated[Literal["csv", "jsonl"], Query(description="csv (with header) or jsonl.")] = "csv",
+    as_of: AsOf = None,
+):
+    """The full holders registry for the central depository, streamed (REQ-35)."""
+    asset = await service.get_asset(session, code)
+    instant = _as_of(as_of) or datetime.now(UTC)
+
+    async def stream():
+        async with database.read() as export_session:
+            async for chunk in service.export_registry(export_session, asset=asset, as_of=instant, fmt=format):
+                yield chunk
+
+    media_type = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+    filename = f"holders-{asset.code}-{instant.strftime('%Y%m%dT%H%M%SZ')}.{format}"
+    return StreamingResponse(
+        stream(), media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )
+
+
+@router.get("/verification", response_model=schemas.VerificationOut)
+async def verify(session: SessionDep):
+    """Recompute every hash chain and balance from the journal and report the first discrepancy."""
+    return await service.verify(session)

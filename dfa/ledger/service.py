@@ -1,0 +1,713 @@
+"""Ledger operations. Every function takes the caller's session and flushes, never commits.
+
+Refusals are named errors from `dfa.ledger.errors`. A single transfer, a hold, a post and a void
+refuse without aborting the caller's transaction (nothing is written, the caller may go on); a
+refused linked batch aborts it, since the batch is all-or-none by definition.
+"""
+
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dfa.ledger import errors, repository
+from dfa.ledger.models import HOLDER_KINDS, Account, Asset, Hold, Transfer
+from dfa.platform import service as platform
+from dfa.platform.errors import invariant
+
+# The largest amount one transfer may move: 10^17 tiyn is a thousand times Kazakhstan's money supply.
+MAX_AMOUNT = 10**17
+EXPIRY_NAMESPACE = uuid.UUID("6f0e1d9a-5b8c-4f7e-9a31-1c2d3e4f5a6b")
+
+AssetKind = Literal["money", "dfa"]
+AccountKind = Literal["available", "issued", "client_money", "own_money", "settlement", "fees"]
+MONEY_ONLY_KINDS = frozenset({"client_money", "own_money"})
+
+
+# --- assets and accounts -------------------------------------------------------------------------------
+
+
+async def create_asset(session: AsyncSession, *, code: str, kind: AssetKind, scale: int, name: str) -> Asset:
+    """Raises AssetAlreadyExists."""
+    asset = await repository.insert_asset(session, code=code, kind=kind, scale=scale, name=name)
+    if asset is None:
+        raise errors.AssetAlreadyExists(f"asset {code} exists", code=code)
+    return asset
+
+
+async def get_asset(session: AsyncSession, code: str) -> Asset:
+    """Raises AssetNotFound."""
+    asset = await repository.get_asset_by_code(session, code)
+    if asset is None:
+        raise errors.AssetNotFound(f"asset {code} does not exist", code=code)
+    return asset
+
+
+async def list_assets(session: AsyncSession, *, after: int | None, limit: int) -> list[Asset]:
+    return await repository.list_assets(session, after=after, limit=limit)
+
+
+async def open_account(
+    session: AsyncSession, *, owner_party_id: uuid.UUID, asset_code: str, kind: AccountKind
+) -> Account:
+    """Open an account; an `available` account comes with its `held` twin, which holds encumbrances.
+
+    Raises PartyNotFound, AssetNotFound, AccountKindNotAllowed, AccountAlreadyExists.
+    """
+    await platform.get_party(session, owner_party_id)
+    asset = await get_asset(session, asset_code)
+    if kind in MONEY_ONLY_KINDS and asset.kind != "money":
+        raise errors.AccountKindNotAllowed(f"{kind} accounts mirror bank money; {asset_code} is not money")
+    if kind == "issued" and asset.kind != "dfa":
+        raise errors.AccountKindNotAllowed(f"only a DFA emission has an issued account; {asset_code} is money")
+    kinds = list(HOLDER_KINDS) if kind == "available" else [kind]
+    rows = [{"owner_party_id": owner_party_id, "asset_id": asset.id, "kind": k} for k in kinds]
+    created = await repository.insert_accounts(session, rows=rows)
+    if created is None:
+        raise errors.AccountAlreadyExists(
+            f"party {owner_party_id} already has a {kind} account in {asset_code}"
+            if kind != "issued"
+            else f"{asset_code} already has its issued account",
+            owner_party_id=str(owner_party_id),
+            asset=asset_code,
+            kind=kind,
+        )
+    return created[0]
+
+
+async def get_account(session: AsyncSession, account_id: int) -> Account:
+    """Raises AccountNotFound."""
+    account = await repository.get_account(session, account_id)
+    if account is None:
+        raise errors.AccountNotFound(f"account {account_id} does not exist", account_id=account_id)
+    return account
+
+
+async def list_accounts(
+    session: AsyncSession,
+    *,
+    owner_party_id: uuid.UUID | None = None,
+    asset_code: str | None = None,
+    after: int | None = None,
+    limit: int,
+) -> list[Account]:
+    asset_id = (await get_asset(session, asset_code)).id if asset_code else None
+    return await repository.list_accounts(
+        session, owner_party_id=owner_party_id, asset_id=asset_id, after=after, limit=limit
+    )
+
+
+# --- transfers -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """A transfer as asked for: `amount` of the accounts' asset moves from debit to credit."""
+
+    id: uuid.UUID
+    debit_account_id: int
+    credit_account_id: int
+    amount: int
+    code: int = 0
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    transfer: Transfer
+    created: bool  # False when this exact transfer had been posted before (a replay)
+
+
+def _check_spec(spec: TransferSpec) -> None:
+    if spec.debit_account_id == spec.credit_account_id:
+        raise errors.AccountsMustBeDifferent(
+            f"transfer {spec.id} debits and credits the same account {spec.debit_account_id}",
+            transfer_id=str(spec.id),
+        )
+    invariant(0 < spec.amount <= MAX_AMOUNT, f"transfer {spec.id}: amount {spec.amount} out of range")
+
+
+def _transfer_from_prior(prior: dict[str, Any]) -> Transfer:
+    return Transfer(
+        id=uuid.UUID(prior["id"]),
+        debit_account_id=prior["debit_account_id"],
+        credit_account_id=prior["credit_account_id"],
+        asset_id=prior["asset_id"],
+        amount=prior["amount"],
+        kind=prior["kind"],
+        hold_id=uuid.UUID(prior["hold_id"]) if prior["hold_id"] else None,
+        batch_id=uuid.UUID(prior["batch_id"]) if prior["batch_id"] else None,
+        code=prior["code"],
+        reference=prior["reference"],
+        created_at=datetime.fromisoformat(prior["created_at"]),
+    )
+
+
+def _same_transfer(existing: Transfer, spec: TransferSpec, *, kind: str, hold_id: uuid.UUID | None) -> bool:
+    return (
+        existing.debit_account_id == spec.debit_account_id
+        and existing.credit_account_id == spec.credit_account_id
+        and existing.amount == spec.amount
+        and existing.code == spec.code
+        and existing.reference == spec.reference
+        and existing.kind == kind
+        and existing.hold_id == hold_id
+    )
+
+
+async def _post(
+    session: AsyncSession,
+    spec: TransferSpec,
+    *,
+    kind: str = "transfer",
+    hold_id: uuid.UUID | None = None,
+    batch_id: uuid.UUID | None = None,
+) -> Posted:
+    _check_spec(spec)
+    outcome = await repository.post_one(
+        session,
+        id=spec.id,
+        debit_account_id=spec.debit_account_id,
+        credit_account_id=spec.credit_account_id,
+        amount=spec.amount,
+        kind=kind,
+        hold_id=hold_id,
+        batch_id=batch_id,
+        code=spec.code,
+        reference=spec.reference,
+    )
+    if outcome.prior is not None:
+        existing = _transfer_from_prior(outcome.prior)
+        if _same_transfer(existing, spec, kind=kind, hold_id=hold_id) and batch_id is None:
+            return Posted(existing, created=False)
+        raise errors.TransferIdReusedWithDifferentRequest(
+            f"transfer id {spec.id} was used for a different transfer", transfer_id=str(spec.id)
+        )
+    for account_id in (spec.debit_account_id, spec.credit_account_id):
+        if account_id not in outcome.found_account_ids:
+            raise errors.AccountNotFound(
+                f"transfer {spec.id}: account {account_id} does not exist", account_id=account_id
+            )
+    if outcome.asset_count != 1:
+        raise errors.AccountsMustHaveSameAsset(
+            f"transfer {spec.id}: accounts {spec.debit_account_id} and {spec.credit_account_id} hold different assets",
+            transfer_id=str(spec.id),
+        )
+    if not (outcome.debit_ok and outcome.credit_ok):
+        short = spec.debit_account_id if not outcome.debit_ok else spec.credit_account_id
+        raise errors.InsufficientFunds(
+            f"transfer {spec.id} of {spec.amount} would take account {short} past its limit",
+            transfer_id=str(spec.id),
+            account_id=short,
+        )
+    invariant(outcome.created_at is not None, f"transfer {spec.id} neither posted nor refused")
+    transfer = Transfer(
+        id=spec.id,
+        debit_account_id=spec.debit_account_id,
+        credit_account_id=spec.credit_account_id,
+        asset_id=outcome.asset_id,
+        amount=spec.amount,
+        kind=kind,
+        hold_id=hold_id,
+        batch_id=batch_id,
+        code=spec.code,
+        reference=spec.reference,
+        created_at=outcome.created_at,
+    )
+    return Posted(transfer, created=True)
+
+
+async def post_transfer(session: AsyncSession, *, transfer: TransferSpec) -> Posted:
+    """Move an amount between two accounts of the same asset, exactly once per transfer id.
+
+    A replay of the same transfer returns it with created=False.
+    Raises AccountsMustBeDifferent, AccountNotFound, AccountsMustHaveSameAsset, InsufficientFunds,
+    TransferIdReusedWithDifferentRequest, TransferExists (a concurrent twin won), BalanceLimitExceeded.
+    """
+    return await _post(session, transfer)
+
+
+async def post_transfers(
+    session: AsyncSession, *, transfers: Sequence[TransferSpec], batch_id: uuid.UUID | None = None
+) -> list[Transfer]:
+    """Post these transfers in order as one linked unit: all of them or none.
+
+    Raises DuplicateIdInBatch, AccountsMustBeDifferent, AccountNotFound, AccountsMustHaveSameAsset,
+    InsufficientFunds (also when an intermediate balance would cross its limit), TransferExists,
+    BalanceLimitExceeded.
+    """
+    if not transfers:
+        return []
+    _require_unique([t.id for t in transfers])
+    for spec in transfers:
+        _check_spec(spec)
+    created_at = await repository.post_batch(
+        session,
+        ids=[t.id for t in transfers],
+        debits=[t.debit_account_id for t in transfers],
+        credits=[t.credit_account_id for t in transfers],
+        amounts=[t.amount for t in transfers],
+        codes=[t.code for t in transfers],
+        references=[t.reference for t in transfers],
+        batch_id=batch_id,
+    )
+    return await _posted_transfers(session, [t.id for t in transfers], expected_created_at=created_at)
+
+
+async def _posted_transfers(
+    session: AsyncSession, ids: Sequence[uuid.UUID], *, expected_created_at: datetime | None = None
+) -> list[Transfer]:
+    by_id = {t.id: t for t in await repository.get_transfers(session, ids)}
+    invariant(len(by_id) == len(ids), "a posted transfer is missing from the journal")
+    if expected_created_at is not None:
+        invariant(
+            all(t.created_at == expected_created_at for t in by_id.values()), "a batch posted at two instants"
+        )
+    return [by_id[i] for i in ids]
+
+
+def _require_unique(ids: Sequence[uuid.UUID]) -> None:
+    seen: set[uuid.UUID] = set()
+    for item_id in ids:
+        if item_id in seen:
+            raise errors.DuplicateIdInBatch(f"id {item_id} appears twice in the batch", id=str(item_id))
+        seen.add(item_id)
+
+
+async def get_transfer(session: AsyncSession, transfer_id: uuid.UUID) -> Transfer:
+    """Raises TransferNotFound."""
+    transfer = await repository.get_transfer(session, transfer_id)
+    if transfer is None:
+        raise errors.TransferNotFound(f"transfer {transfer_id} does not exist", transfer_id=str(transfer_id))
+    return transfer
+
+
+# --- holds -----------------------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def place_hold(
+    session: AsyncSession,
+    *,
+    hold_id: uuid.UUID,
+    account_id: int,
+    amount: int,
+    expires_at: datetime | None = None,
+    code: int = 0,
+    reference: str | None = None,
+    batch_id: uuid.UUID | None = None,
+) -> tuple[Hold, bool]:
+    """Reserve `amount` on a holder's available account by moving it to the held twin.
+
+    Returns the hold and whether it was created now (False for a replay of the same hold).
+    Raises AccountNotFound, HoldRequiresAvailableAccount, HoldExpiryInPast, InsufficientFunds,
+    HoldIdReusedWithDifferentRequest, TransferExists.
+    """
+    existing = await repository.get_hold(session, hold_id)
+    if existing is not None:
+        same = (existing.account_id, existing.amount, existing.expires_at, existing.reference) == (
+            account_id,
+            amount,
+            expires_at,
+            reference,
+        )
+        if same and batch_id is None:
+            return existing, False
+        raise errors.HoldIdReusedWithDifferentRequest(f"hold id {hold_id} was used for a different hold")
+    if expires_at is not None and expires_at <= _now():
+        raise errors.HoldExpiryInPast(f"expires_at {expires_at.isoformat()} is not in the future")
+    account = await get_account(session, account_id)
+    if account.kind != "available":
+        raise errors.HoldRequiresAvailableAccount(
+            f"account {account_id} is a {account.kind} account; holds are placed on available accounts"
+        )
+    held = await repository.find_account(
+        session, owner_party_id=account.owner_party_id, asset_id=account.asset_id, kind="held"
+    )
+    invariant(held is not None, f"available account {account_id} has no held twin")
+    posted = await _post(
+        session,
+        TransferSpec(hold_id, account_id, held.id, amount, code, reference),
+        kind="hold",
+        hold_id=hold_id,
+        batch_id=batch_id,
+    )
+    if not posted.created:
+        raise errors.TransferExists(f"transfer {hold_id} exists", transfer_id=str(hold_id))
+    hold = await repository.insert_hold(
+        session,
+        values={
+            "id": hold_id,
+            "account_id": account_id,
+            "held_account_id": held.id,
+            "asset_id": account.asset_id,
+            "amount": amount,
+            "status": "pending",
+            "expires_at": expires_at,
+            "reference": reference,
+            "created_at": posted.transfer.created_at,
+        },
+    )
+    return hold, True
+
+
+async def get_hold(session: AsyncSession, hold_id: uuid.UUID, *, for_update: bool = False) -> Hold:
+    """Raises HoldNotFound."""
+    hold = await repository.get_hold(session, hold_id, for_update=for_update)
+    if hold is None:
+        raise errors.HoldNotFound(f"hold {hold_id} does not exist", hold_id=str(hold_id))
+    return hold
+
+
+def _remaining(hold: Hold) -> int:
+    return hold.amount - hold.posted_amount - hold.released_amount
+
+
+async def _replayed_hold_transfer(
+    session: AsyncSession, transfer_id: uuid.UUID, *, hold: Hold, kind: str, credit_account_id: int | None,
+    amount: int | None,
+) -> Transfer | None:
+    existing = await repository.get_transfer(session, transfer_id)
+    if existing is None:
+        return None
+    if (
+        existing.hold_id == hold.id
+        and existing.kind == kind
+        and (credit_account_id is None or existing.credit_account_id == credit_account_id)
+        and (amount is None or existing.amount == amount)
+    ):
+        return existing
+    raise errors.TransferIdReusedWithDifferentRequest(
+        f"transfer id {transfer_id} was used for a different transfer", transfer_id=str(transfer_id)
+    )
+
+
+def _require_pending(hold: Hold) -> None:
+    if hold.status != "pending":
+        raise errors.HoldNotPending(f"hold {hold.id} is {hold.status}", hold_id=str(hold.id), status=hold.status)
+
+
+async def post_hold(
+    session: AsyncSession,
+    *,
+    hold_id: uuid.UUID,
+    transfer_id: uuid.UUID,
+    credit_account_id: int,
+    amount: int | None = None,
+    code: int = 0,
+    reference: str | None = None,
+    batch_id: uuid.UUID | None = None,
+) -> Posted:
+    """Deliver `amount` (default: all that remains) of a pending hold to `credit_account_id`.
+
+    The hold stays pending while something remains, so an order can be filled in parts.
+    Raises HoldNotFound, HoldNotPending, HoldExpired, HoldAmountExceeded, AccountNotFound,
+    AccountsMustHaveSameAsset, TransferIdReusedWithDifferentRequest.
+    """
+    hold = await get_hold(session, hold_id, for_update=True)
+    replay = await _replayed_hold_transfer(
+        session, transfer_id, hold=hold, kind="post", credit_account_id=credit_account_id, amount=amount
+    )
+    if replay is not None and batch_id is None:
+        return Posted(replay, created=False)
+    _require_pending(hold)
+    if hold.expires_at is not None and hold.expires_at <= _now():
+        raise errors.HoldExpired(f"hold {hold_id} expired at {hold.expires_at.isoformat()}", hold_id=str(hold_id))
+    remaining = _remaining(hold)
+    amount = remaining if amount is None else amount
+    if amount > remaining:
+        raise errors.HoldAmountExceeded(
+            f"hold {hold_id} has {remaining} remaining; {amount} was asked for", remaining=remaining
+        )
+    posted = await _post(
+        session,
+        TransferSpec(transfer_id, hold.held_account_id, credit_account_id, amount, code, reference),
+        kind="post",
+        hold_id=hold_id,
+        batch_id=batch_id,
+    )
+    exhausted = amount == remaining
+    await repository.update_hold(
+        session,
+        hold_id=hold_id,
+        values={
+            "posted_amount": hold.posted_amount + amount,
+            "status": "posted" if exhausted else "pending",
+            "closed_at": posted.transfer.created_at if exhausted else None,
+        },
+    )
+    return posted
+
+
+async def void_hold(
+    session: AsyncSession,
+    *,
+    hold_id: uuid.UUID,
+    transfer_id: uuid.UUID,
+    batch_id: uuid.UUID | None = None,
+) -> Posted:
+    """Release what remains of a pending hold back to the holder's available account.
+
+    Raises HoldNotFound, HoldNotPending (voiding twice), TransferIdReusedWithDifferentRequest.
+    """
+    hold = await get_hold(session, hold_id, for_update=True)
+    replay = await _replayed_hold_transfer(
+        session, transfer_id, hold=hold, kind="void", credit_account_id=None, amount=None
+    )
+    if replay is not None and batch_id is None:
+        return Posted(replay, created=False)
+    _require_pending(hold)
+    return await _release(session, hold, transfer_id=transfer_id, kind="void", batch_id=batch_id)
+
+
+async def _release(
+    session: AsyncSession, hold: Hold, *, transfer_id: uuid.UUID, kind: str, batch_id: uuid.UUID | None
+) -> Posted:
+    remaining = _remaining(hold)
+    posted = await _post(
+        session,
+        TransferSpec(transfer_id, hold.held_account_id, hold.account_id, remaining),
+        kind=kind,
+        hold_id=hold.id,
+        batch_id=batch_id,
+    )
+    invariant(posted.created, f"release of hold {hold.id} was not posted")
+    await repository.update_hold(
+        session,
+        hold_id=hold.id,
+        values={
+            "released_amount": hold.released_amount + remaining,
+            "status": "voided" if kind == "void" else "expired",
+            "closed_at": posted.transfer.created_at,
+        },
+    )
+    return posted
+
+
+async def expire_holds(session: AsyncSession, *, now: datetime | None = None, limit: int) -> int:
+    """Release pending holds whose expiry has passed; returns how many. Safe to run concurrently."""
+    expired = await repository.lock_expired_holds(session, now=now or _now(), limit=limit)
+    for hold in expired:
+        transfer_id = uuid.uuid5(EXPIRY_NAMESPACE, str(hold.id))
+        await _release(session, hold, transfer_id=transfer_id, kind="expire", batch_id=None)
+    return len(expired)
+
+
+# --- linked batches ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransferItem:
+    transfer: TransferSpec
+    type: Literal["transfer"] = "transfer"
+
+
+@dataclass(frozen=True)
+class PlaceHoldItem:
+    hold_id: uuid.UUID
+    account_id: int
+    amount: int
+    expires_at: datetime | None = None
+    code: int = 0
+    reference: str | None = None
+    type: Literal["place_hold"] = "place_hold"
+
+
+@dataclass(frozen=True)
+class PostHoldItem:
+    hold_id: uuid.UUID
+    transfer_id: uuid.UUID
+    credit_account_id: int
+    amount: int | None = None
+    code: int = 0
+    reference: str | None = None
+    type: Literal["post_hold"] = "post_hold"
+
+
+@dataclass(frozen=True)
+class VoidHoldItem:
+    hold_id: uuid.UUID
+    transfer_id: uuid.UUID
+    type: Literal["void_hold"] = "void_hold"
+
+
+BatchItem = TransferItem | PlaceHoldItem | PostHoldItem | VoidHoldItem
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch_id: uuid.UUID
+    transfers: list[Transfer]
+    created: bool = field(default=True)
+
+
+def _item_transfer_id(item: BatchItem) -> uuid.UUID:
+    if isinstance(item, TransferItem):
+        return item.transfer.id
+    if isinstance(item, PlaceHoldItem):
+        return item.hold_id
+    return item.transfer_id
+
+
+def _batch_fingerprint(items: Sequence[BatchItem]) -> bytes:
+    canonical = json.dumps([asdict(item) for item in items], default=str, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).digest()
+
+
+async def execute_batch(session: AsyncSession, *, batch_id: uuid.UUID, items: Sequence[BatchItem]) -> BatchResult:
+    """Run transfers and hold operations as one linked unit: all of them or none, exactly once.
+
+    Every hold and account involved is locked up front in a fixed order (holds, then accounts, each
+    by ascending id), so concurrent batches cannot deadlock. A replay of the same batch returns its
+    transfers with created=False.
+    Raises BatchIdReusedWithDifferentRequest, DuplicateIdInBatch, and whatever its items raise.
+    """
+    transfer_ids = [_item_transfer_id(item) for item in items]
+    fingerprint = _batch_fingerprint(items)
+    if not await repository.insert_batch(session, id=batch_id, request_hash=fingerprint, item_count=len(items)):
+        batch = await repository.get_batch(session, batch_id)
+        invariant(batch is not None, f"batch {batch_id} vanished")
+        if batch.request_hash != fingerprint:
+            raise errors.BatchIdReusedWithDifferentRequest(f"batch id {batch_id} was used for a different batch")
+        return BatchResult(batch_id, await _posted_transfers(session, transfer_ids), created=False)
+    _require_unique(transfer_ids)
+
+    hold_ids = [item.hold_id for item in items if isinstance(item, PostHoldItem | VoidHoldItem)]
+    holds = await repository.lock_holds(session, hold_ids)
+    account_ids = {a for h in holds for a in (h.account_id, h.held_account_id)}
+    for item in items:
+        if isinstance(item, TransferItem):
+            account_ids |= {item.transfer.debit_account_id, item.transfer.credit_account_id}
+        elif isinstance(item, PlaceHoldItem):
+            account_ids.add(item.account_id)
+        elif isinstance(item, PostHoldItem):
+            account_ids.add(item.credit_account_id)
+    await repository.lock_accounts(
+        session,
+        account_ids=sorted(account_ids),
+        held_twins_of=[item.account_id for item in items if isinstance(item, PlaceHoldItem)],
+    )
+
+    run: list[TransferSpec] = []
+    for item in [*items, None]:
+        if isinstance(item, TransferItem):
+            run.append(item.transfer)
+            continue
+        if run:
+            await post_transfers(session, transfers=run, batch_id=batch_id)
+            run = []
+        if isinstance(item, PlaceHoldItem):
+            await place_hold(
+                session,
+                hold_id=item.hold_id,
+                account_id=item.account_id,
+                amount=item.amount,
+                expires_at=item.expires_at,
+                code=item.code,
+                reference=item.reference,
+                batch_id=batch_id,
+            )
+        elif isinstance(item, PostHoldItem):
+            await post_hold(
+                session,
+                hold_id=item.hold_id,
+                transfer_id=item.transfer_id,
+                credit_account_id=item.credit_account_id,
+                amount=item.amount,
+                code=item.code,
+                reference=item.reference,
+                batch_id=batch_id,
+            )
+        elif isinstance(item, VoidHoldItem):
+            await void_hold(session, hold_id=item.hold_id, transfer_id=item.transfer_id, batch_id=batch_id)
+    return BatchResult(batch_id, await _posted_transfers(session, transfer_ids))
+
+
+# --- history, registries, verification ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    entries: list[Any]
+    next_before_seq: int | None
+
+
+async def account_history(
+    session: AsyncSession, *, account_id: int, before_seq: int | None, limit: int
+) -> EntryPage:
+    """An account's entries, newest first; pass `next_before_seq` back to get the next page."""
+    await get_account(session, account_id)
+    rows = await repository.account_entries(session, account_id=account_id, before_seq=before_seq, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return EntryPage(rows, rows[-1].seq if more else None)
+
+
+@dataclass(frozen=True)
+class Registry:
+    asset: Asset
+    as_of: datetime | None
+    positions: list[Any]
+
+
+async def holders_registry(session: AsyncSession, *, asset_code: str, as_of: datetime | None = None) -> Registry:
+    """Who holds the asset, with available and held (encumbered) units, now or as of an instant (REQ-34)."""
+    asset = await get_asset(session, asset_code)
+    positions = await repository.holders(session, asset_id=asset.id, as_of=as_of)
+    return Registry(asset, as_of, positions)
+
+
+async def export_registry(
+    session: AsyncSession, *, asset: Asset, as_of: datetime, fmt: Literal["csv", "jsonl"]
+) -> AsyncIterator[bytes]:
+    """The full holders registry for the central depository, streamed (REQ-35)."""
+    async for chunk in repository.copy_holders(
+        session, asset_id=asset.id, asset_code=asset.code, as_of=as_of, fmt=fmt
+    ):
+        yield chunk
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    check: str
+    account_id: int | None
+    seq: int | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    entries: int
+    transfers: int
+    accounts: int
+    checks: list[str]
+    first_discrepancy: Discrepancy | None
+
+
+async def verify(session: AsyncSession) -> Verification:
+    """Recompute every hash chain and balance from the journal; report the first discrepancy.
+
+    Checks, in order: each entry's hash, the chain links and running balances, the accounts' stored
+    state, each transfer against its two entries, zero sum per asset, balance signs, held balances
+    against pending holds.
+    """
+    counts = await repository.journal_counts(session)
+    checks = [name for name, _ in repository.VERIFY_CHECKS]
+    for name, check_sql in repository.VERIFY_CHECKS:
+        found = await repository.first_discrepancy(session, check_sql=check_sql)
+        if found is not None:
+            return Verification(
+                False, counts.entries, counts.transfers, counts.accounts, checks,
+                Discrepancy(name, found.account_id, found.seq, found.detail),
+            )
+    return Verification(True, counts.entries, counts.transfers, counts.accounts, checks, None)
+

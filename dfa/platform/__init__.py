@@ -1,0 +1,1 @@
+"""Settings, database, errors, idempotency, parties and the HTTP plumbing every module shares."""

@@ -1,0 +1,146 @@
+"""Platform operations: parties and the idempotency store. Flushes, never commits."""
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dfa.platform import repository
+from dfa.platform.errors import (
+    IdempotencyKeyInvalid,
+    IdempotencyKeyReusedWithDifferentRequest,
+    InvalidIdentificationNumber,
+    PartyAlreadyExists,
+    PartyNotFound,
+)
+from dfa.platform.identifiers import is_valid_identification_number
+from dfa.platform.models import Party
+from dfa.platform.settings import Settings
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
+
+
+async def create_party(
+    session: AsyncSession, *, kind: str, name: str, identifier: str, resident: bool
+) -> Party:
+    """Register a person (IIN) or legal entity (BIN).
+
+    Raises InvalidIdentificationNumber, PartyAlreadyExists.
+    """
+    if not is_valid_identification_number(identifier):
+        raise InvalidIdentificationNumber(
+            f"{identifier!r} is not a valid 12-digit IIN/BIN (check digit mismatch or not digits)",
+            identifier=identifier,
+        )
+    party = await repository.insert_party(
+        session,
+        party={
+            "id": uuid.uuid4(),
+            "kind": kind,
+            "name": name,
+            "identifier": identifier,
+            "resident": resident,
+        },
+    )
+    if party is None:
+        raise PartyAlreadyExists(f"a party with identifier {identifier} exists", identifier=identifier)
+    return party
+
+
+async def get_party(session: AsyncSession, party_id: uuid.UUID) -> Party:
+    """Raises PartyNotFound."""
+    party = await repository.get_party(session, party_id)
+    if party is None:
+        raise PartyNotFound(f"party {party_id} does not exist", party_id=str(party_id))
+    return party
+
+
+async def list_parties(session: AsyncSession, *, after: uuid.UUID | None, limit: int) -> list[Party]:
+    return await repository.list_parties(session, after=after, limit=limit)
+
+
+async def ensure_operator_party(session: AsyncSession, *, settings: Settings) -> Party:
+    """The operator as a party (owner of its own, client-money and fee accounts), created once."""
+    existing = await repository.get_party_by_identifier(session, settings.operator_bin)
+    if existing is not None:
+        return existing
+    return await create_party(
+        session,
+        kind="legal_entity",
+        name=settings.operator_name,
+        identifier=settings.operator_bin,
+        resident=True,
+    )
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    content_type: str
+    body: bytes
+
+
+def request_fingerprint(*, method: str, path: str, query: str, body: bytes) -> bytes:
+    """What makes two requests "the same" for idempotency: method, path, query and exact body."""
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), query.encode()):
+        digest.update(len(part).to_bytes(4, "big"))
+        digest.update(part)
+    digest.update(body)
+    return digest.digest()
+
+
+def validate_idempotency_key(key: str) -> str:
+    """Raises IdempotencyKeyInvalid unless the key is 1..200 printable ASCII characters."""
+    if not (0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH) or not all(33 <= ord(c) <= 126 for c in key):
+        raise IdempotencyKeyInvalid(
+            f"an Idempotency-Key is 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} printable ASCII characters without spaces"
+        )
+    return key
+
+
+async def claim_idempotency_key(
+    session: AsyncSession, *, principal: str, key: str, request_hash: bytes
+) -> StoredResponse | None:
+    """Reserve the key for this request in the caller's transaction.
+
+    Returns None when the request is new (the caller runs it, then calls `store_response`), or the
+    first response when it is a replay. A concurrent request with the same key waits for the first
+    one's transaction to end. Raises IdempotencyKeyReusedWithDifferentRequest.
+    """
+    if await repository.claim_idempotency_key(
+        session, principal=principal, key=key, request_hash=request_hash
+    ):
+        return None
+    record = await repository.get_idempotency_record(session, principal=principal, key=key)
+    if record is None or record.status_code is None:
+        # The first request's transaction rolled back between our insert and our read: claim again.
+        return await claim_idempotency_key(
+            session, principal=principal, key=key, request_hash=request_hash
+        )
+    if record.request_hash != request_hash:
+        raise IdempotencyKeyReusedWithDifferentRequest(
+            f"Idempotency-Key {key!r} was first used for a different request", key=key
+        )
+    return StoredResponse(record.status_code, record.content_type or "application/json", record.response_body or b"")
+
+
+async def store_response(
+    session: AsyncSession, *, principal: str, key: str, response: StoredResponse
+) -> None:
+    await repository.store_idempotent_response(
+        session,
+        principal=principal,
+        key=key,
+        status_code=response.status_code,
+        content_type=response.content_type,
+        body=response.body,
+    )
+
+
+async def purge_idempotency_records(session: AsyncSession, *, settings: Settings) -> int:
+    """Forget stored responses older than the retention period; returns how many."""
+    cutoff = datetime.now(UTC) - timedelta(hours=settings.idempotency_retention_hours)
+    return await repository.delete_idempotency_records_before(session, cutoff=cutoff)

@@ -1,0 +1,287 @@
+"""HTTP plumbing shared by every router: problem details, request ids, units of work, idempotency."""
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dfa.platform import service
+from dfa.platform.database import Database
+from dfa.platform.errors import Category, DomainError, IdempotencyKeyMissing
+from dfa.platform.logs import request_id_var
+from dfa.platform.settings import Settings
+
+log = logging.getLogger("dfa.http")
+
+PROBLEM_JSON = "application/problem+json"
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+STATUS_OF_CATEGORY = {
+    Category.INVALID: 422,
+    Category.NOT_FOUND: 404,
+    Category.CONFLICT: 409,
+    Category.REFUSED: 422,
+    Category.PRECONDITION: 428,
+}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+# Until identity and access exist every caller is one anonymous principal; idempotency keys are
+# scoped per principal so one client can never replay another's response.
+ANONYMOUS_PRINCIPAL = "anonymous"
+
+
+def problem_type_uri(slug: str) -> str:
+    return f"/problems/{slug}"
+
+
+def problem(
+    status: int, *, slug: str, title: str, detail: str, request: Request | None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": problem_type_uri(slug),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    request_id = request_id_var.get()
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+async def domain_error_handler(request: Request, error: DomainError) -> JSONResponse:
+    status = STATUS_OF_CATEGORY[error.category]
+    log.info("refused", extra={"problem": error.type, "status": status})
+    return problem(
+        status,
+        slug=error.type,
+        title=error.title,
+        detail=error.detail,
+        request=request,
+        **({"context": error.context} if error.context else {}),
+    )
+
+
+def _field_path(location: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in location)
+
+
+async def validation_error_handler(request: Request, error: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"field": _field_path(e["loc"]), "message": e["msg"], "code": e["type"]} for e in error.errors()
+    ]
+    return problem(
+        422,
+        slug="validation-error",
+        title="The request is not valid",
+        detail="; ".join(f"{e['field']}: {e['message']}" for e in errors),
+        request=request,
+        errors=errors,
+    )
+
+
+async def http_error_handler(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
+        error.status_code, f"http-{error.status_code}"
+    )
+    return problem(
+        error.status_code,
+        slug=slug,
+        title=str(error.detail) if error.status_code < 500 else "Internal error",
+        detail=str(error.detail),
+        request=request,
+    )
+
+
+async def unexpected_error_handler(request: Request, error: Exception) -> JSONResponse:
+    log.exception("unexpected error")
+    return problem(
+        500,
+        slug="internal-error",
+        title="Internal error",
+        detail="The platform failed to handle this request; nothing was changed. Quote the request id.",
+        request=request,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, domain_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (kept from X-Request-ID when sane), caps the body size, logs it."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        offered = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            response = problem(
+                413,
+                slug="payload-too-large",
+                title="The request body is too large",
+                detail=f"request bodies are limited to {self.max_body_bytes} bytes",
+                request=None,
+            )
+            response.headers["X-Request-ID"] = request_id
+            await response(scope, receive, send)
+            request_id_var.reset(token)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise StarletteHTTPException(413, "request body too large")
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status_holder["status"],
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+
+def get_database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def get_settings_dependency(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> AsyncSession:
+    """The session of the unit of work `UnitOfWorkRoute` opened for this request."""
+    return request.state.session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
+IdempotencyKeyHeader = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        description="Unique per intended operation; a retry with the same key and body returns the first response.",
+        min_length=1,
+        max_length=service.IDEMPOTENCY_KEY_MAX_LENGTH,
+    ),
+]
+
+
+class UnitOfWorkRoute(APIRoute):
+    """Runs each request in one database transaction, committed before the response leaves.
+
+    Mutating requests must carry an Idempotency-Key: the key is claimed in the same transaction as
+    the command, the response is stored with it, and a replay returns the stored response. A refusal
+    rolls everything back (the key included), so a corrected retry may reuse the key.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def run_in_unit_of_work(request: Request) -> Response:
+            database: Database = request.app.state.database
+            if request.method not in MUTATING_METHODS:
+                async with database.read() as session:
+                    request.state.session = session
+                    return await handler(request)
+
+            key = request.headers.get("idempotency-key")
+            if key is None:
+                raise IdempotencyKeyMissing(
+                    "mutating requests must carry an Idempotency-Key header (any unique string, e.g. a UUID)"
+                )
+            key = service.validate_idempotency_key(key)
+            fingerprint = service.request_fingerprint(
+                method=request.method,
+                path=request.url.path,
+                query=request.url.query,
+                body=await request.body(),
+            )
+            async with database.unit_of_work() as session:
+                stored = await service.claim_idempotency_key(
+                    session, principal=ANONYMOUS_PRINCIPAL, key=key, request_hash=fingerprint
+                )
+                if stored is not None:
+                    return Response(
+                        stored.body,
+                        status_code=stored.status_code,
+                        media_type=stored.content_type,
+                        headers={"Idempotent-Replayed": "true"},
+                    )
+                request.state.session = session
+                response = await handler(request)
+                if not 200 <= response.status_code < 300:
+                    raise _RollBack(response)
+                await service.store_response(
+                    session,
+                    principal=ANONYMOUS_PRINCIPAL,
+                    key=key,
+                    response=service.StoredResponse(
+                        response.status_code,
+                        response.headers.get("content-type", "application/json"),
+                        bytes(response.body),
+                    ),
+                )
+            return response
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await run_in_unit_of_work(request)
+            except _RollBack as rolled_back:
+                return rolled_back.response
+
+        return handle
+
+
+class _RollBack(Exception):
+    """Leaves the unit of work without committing, carrying the response to send."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+

@@ -1,0 +1,1 @@
+"""The daily reconciliation job, signed reports, breach handling, holder inclusion proofs."""

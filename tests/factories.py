@@ -1,0 +1,63 @@
+"""Plain async factories with keyword defaults."""
+
+import itertools
+import random
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dfa.ledger import service as ledger
+from dfa.ledger.models import Account, Asset
+from dfa.platform import service as platform
+from dfa.platform.identifiers import check_digit
+from dfa.platform.models import Party
+
+_serial = itertools.count(random.randrange(10**6))
+
+
+def new_identifier(*, kind: str = "person") -> str:
+    """A fresh IIN (persons) or BIN (legal entities) with a valid check digit."""
+    while True:
+        body = f"{'9001013' if kind == 'person' else '1908400'}{next(_serial) % 10**4:04d}"
+        digit = check_digit(body)
+        if digit is not None:
+            return body + str(digit)
+
+
+def new_asset_code(prefix: str = "T") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12].upper()}"
+
+
+async def make_party(session: AsyncSession, *, kind: str = "person", name: str = "Test Holder") -> Party:
+    return await platform.create_party(session, kind=kind, name=name, identifier=new_identifier(kind=kind), resident=True)
+
+
+async def make_asset(session: AsyncSession, *, kind: str = "money", code: str | None = None) -> Asset:
+    return await ledger.create_asset(
+        session, code=code or new_asset_code(), kind=kind, scale=2 if kind == "money" else 0, name="test asset"
+    )
+
+
+async def make_account(
+    session: AsyncSession, *, asset: Asset, owner: Party | None = None, kind: str = "available"
+) -> Account:
+    owner = owner or await make_party(session)
+    return await ledger.open_account(session, owner_party_id=owner.id, asset_code=asset.code, kind=kind)
+
+
+async def funded_accounts(
+    session: AsyncSession, *, count: int, amount: int, asset: Asset | None = None
+) -> tuple[Asset, Account, list[Account]]:
+    """An asset, its contra (source) account, and `count` holder accounts funded with `amount` each."""
+    asset = asset or await make_asset(session)
+    operator = await make_party(session, kind="legal_entity", name="Operator")
+    source = await make_account(
+        session, asset=asset, owner=operator, kind="client_money" if asset.kind == "money" else "issued"
+    )
+    holders = [await make_account(session, asset=asset) for _ in range(count)]
+    if amount:
+        await ledger.post_transfers(
+            session,
+            transfers=[ledger.TransferSpec(uuid.uuid4(), source.id, h.id, amount) for h in holders],
+        )
+    return asset, source, holders
