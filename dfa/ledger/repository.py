@@ -268,17 +268,17 @@ async def post_batch(
     codes: list[int],
     references: list[str | None],
     batch_id: uuid.UUID | None,
-) -> datetime:
-    """Post these transfers in order, all or none; returns their timestamp.
+) -> tuple[datetime, list[int]]:
+    """Post these transfers in order, all or none; returns their timestamp and asset ids.
 
     Raises AccountNotFound, AccountsMustHaveSameAsset, InsufficientFunds, TransferExists,
     BalanceLimitExceeded. A refusal here aborts the caller's transaction.
     """
     try:
-        return (
+        row = (
             await session.execute(
                 text(
-                    "SELECT ledger_post_batch(CAST(:ids AS uuid[]), CAST(:debits AS bigint[]), "
+                    "SELECT * FROM ledger_post_batch(CAST(:ids AS uuid[]), CAST(:debits AS bigint[]), "
                     "CAST(:credits AS bigint[]), CAST(:amounts AS bigint[]), CAST(:codes AS integer[]), "
                     "CAST(:references AS text[]), CAST(:batch_id AS uuid))"
                 ),
@@ -292,9 +292,10 @@ async def post_batch(
                     "batch_id": batch_id,
                 },
             )
-        ).scalar_one()
+        ).one()
     except DBAPIError as error:
         raise _translate(error, transfer_id=None) from None
+    return row.created_at, row.asset_ids
 
 
 def _translate(error: DBAPIError, *, transfer_id: uuid.UUID | None) -> Exception:
@@ -327,13 +328,9 @@ def _translate(error: DBAPIError, *, transfer_id: uuid.UUID | None) -> Exception
     return error
 
 
-async def get_transfer(session: AsyncSession, transfer_id: uuid.UUID) -> Transfer | None:
-    return await session.get(Transfer, transfer_id)
-
-
-async def get_transfers(session: AsyncSession, transfer_ids: Sequence[uuid.UUID]) -> list[Transfer]:
-    statement = select(Transfer).where(Transfer.id.in_(list(transfer_ids)))
-    return list((await session.execute(statement)).scalars())
+async def get_transfers(session: AsyncSession, transfer_ids: Sequence[uuid.UUID]) -> list[Any]:
+    table = Transfer.__table__
+    return list(await session.execute(select(table).where(table.c.id.in_(list(transfer_ids)))))
 
 
 # --- batches and holds --------------------------------------------------------------------------------

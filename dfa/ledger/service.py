@@ -16,7 +16,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.ledger import errors, repository
-from dfa.ledger.models import HOLDER_KINDS, Account, Asset, Hold, Transfer
+from dfa.ledger.models import HOLDER_KINDS, Account, Asset, Hold
 from dfa.platform import service as platform
 from dfa.platform.errors import invariant
 
@@ -117,9 +117,26 @@ class TransferSpec:
     reference: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TransferRecord:
+    """A transfer in the journal."""
+
+    id: uuid.UUID
+    debit_account_id: int
+    credit_account_id: int
+    asset_id: int
+    amount: int
+    kind: str
+    hold_id: uuid.UUID | None
+    batch_id: uuid.UUID | None
+    code: int
+    reference: str | None
+    created_at: datetime
+
+
 @dataclass(frozen=True)
 class Posted:
-    transfer: Transfer
+    transfer: TransferRecord
     created: bool  # False when this exact transfer had been posted before (a replay)
 
 
@@ -132,8 +149,8 @@ def _check_spec(spec: TransferSpec) -> None:
     invariant(0 < spec.amount <= MAX_AMOUNT, f"transfer {spec.id}: amount {spec.amount} out of range")
 
 
-def _transfer_from_prior(prior: dict[str, Any]) -> Transfer:
-    return Transfer(
+def _transfer_from_prior(prior: dict[str, Any]) -> TransferRecord:
+    return TransferRecord(
         id=uuid.UUID(prior["id"]),
         debit_account_id=prior["debit_account_id"],
         credit_account_id=prior["credit_account_id"],
@@ -148,7 +165,7 @@ def _transfer_from_prior(prior: dict[str, Any]) -> Transfer:
     )
 
 
-def _same_transfer(existing: Transfer, spec: TransferSpec, *, kind: str, hold_id: uuid.UUID | None) -> bool:
+def _same_transfer(existing: TransferRecord, spec: TransferSpec, *, kind: str, hold_id: uuid.UUID | None) -> bool:
     return (
         existing.debit_account_id == spec.debit_account_id
         and existing.credit_account_id == spec.credit_account_id
@@ -206,7 +223,7 @@ async def _post(
             account_id=short,
         )
     invariant(outcome.created_at is not None, f"transfer {spec.id} neither posted nor refused")
-    transfer = Transfer(
+    transfer = TransferRecord(
         id=spec.id,
         debit_account_id=spec.debit_account_id,
         credit_account_id=spec.credit_account_id,
@@ -234,7 +251,7 @@ async def post_transfer(session: AsyncSession, *, transfer: TransferSpec) -> Pos
 
 async def post_transfers(
     session: AsyncSession, *, transfers: Sequence[TransferSpec], batch_id: uuid.UUID | None = None
-) -> list[Transfer]:
+) -> list[TransferRecord]:
     """Post these transfers in order as one linked unit: all of them or none.
 
     Raises DuplicateIdInBatch, AccountsMustBeDifferent, AccountNotFound, AccountsMustHaveSameAsset,
@@ -246,7 +263,7 @@ async def post_transfers(
     _require_unique([t.id for t in transfers])
     for spec in transfers:
         _check_spec(spec)
-    created_at = await repository.post_batch(
+    created_at, asset_ids = await repository.post_batch(
         session,
         ids=[t.id for t in transfers],
         debits=[t.debit_account_id for t in transfers],
@@ -256,18 +273,20 @@ async def post_transfers(
         references=[t.reference for t in transfers],
         batch_id=batch_id,
     )
-    return await _posted_transfers(session, [t.id for t in transfers], expected_created_at=created_at)
-
-
-async def _posted_transfers(
-    session: AsyncSession, ids: Sequence[uuid.UUID], *, expected_created_at: datetime | None = None
-) -> list[Transfer]:
-    by_id = {t.id: t for t in await repository.get_transfers(session, ids)}
-    invariant(len(by_id) == len(ids), "a posted transfer is missing from the journal")
-    if expected_created_at is not None:
-        invariant(
-            all(t.created_at == expected_created_at for t in by_id.values()), "a batch posted at two instants"
+    invariant(len(asset_ids) == len(transfers), "the batch function lost a transfer")
+    return [
+        TransferRecord(
+            t.id, t.debit_account_id, t.credit_account_id, asset_id, t.amount, "transfer", None, batch_id,
+            t.code, t.reference, created_at,
         )
+        for t, asset_id in zip(transfers, asset_ids, strict=True)
+    ]
+
+
+async def _journal_transfers(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[TransferRecord]:
+    """These transfers as the journal holds them, in the given order."""
+    by_id = {row.id: TransferRecord(**row._mapping) for row in await repository.get_transfers(session, ids)}
+    invariant(len(by_id) == len(set(ids)), "a posted transfer is missing from the journal")
     return [by_id[i] for i in ids]
 
 
@@ -279,9 +298,14 @@ def _require_unique(ids: Sequence[uuid.UUID]) -> None:
         seen.add(item_id)
 
 
-async def get_transfer(session: AsyncSession, transfer_id: uuid.UUID) -> Transfer:
+async def find_transfer(session: AsyncSession, transfer_id: uuid.UUID) -> TransferRecord | None:
+    rows = await repository.get_transfers(session, [transfer_id])
+    return TransferRecord(**rows[0]._mapping) if rows else None
+
+
+async def get_transfer(session: AsyncSession, transfer_id: uuid.UUID) -> TransferRecord:
     """Raises TransferNotFound."""
-    transfer = await repository.get_transfer(session, transfer_id)
+    transfer = await find_transfer(session, transfer_id)
     if transfer is None:
         raise errors.TransferNotFound(f"transfer {transfer_id} does not exist", transfer_id=str(transfer_id))
     return transfer
@@ -374,8 +398,8 @@ def _remaining(hold: Hold) -> int:
 async def _replayed_hold_transfer(
     session: AsyncSession, transfer_id: uuid.UUID, *, hold: Hold, kind: str, credit_account_id: int | None,
     amount: int | None,
-) -> Transfer | None:
-    existing = await repository.get_transfer(session, transfer_id)
+) -> TransferRecord | None:
+    existing = await find_transfer(session, transfer_id)
     if existing is None:
         return None
     if (
@@ -545,7 +569,7 @@ BatchItem = TransferItem | PlaceHoldItem | PostHoldItem | VoidHoldItem
 @dataclass(frozen=True)
 class BatchResult:
     batch_id: uuid.UUID
-    transfers: list[Transfer]
+    transfers: list[TransferRecord]
     created: bool = field(default=True)
 
 
@@ -577,7 +601,7 @@ async def execute_batch(session: AsyncSession, *, batch_id: uuid.UUID, items: Se
         invariant(batch is not None, f"batch {batch_id} vanished")
         if batch.request_hash != fingerprint:
             raise errors.BatchIdReusedWithDifferentRequest(f"batch id {batch_id} was used for a different batch")
-        return BatchResult(batch_id, await _posted_transfers(session, transfer_ids), created=False)
+        return BatchResult(batch_id, await _journal_transfers(session, transfer_ids), created=False)
     _require_unique(transfer_ids)
 
     hold_ids = [item.hold_id for item in items if isinstance(item, PostHoldItem | VoidHoldItem)]
@@ -628,7 +652,7 @@ async def execute_batch(session: AsyncSession, *, batch_id: uuid.UUID, items: Se
             )
         elif isinstance(item, VoidHoldItem):
             await void_hold(session, hold_id=item.hold_id, transfer_id=item.transfer_id, batch_id=batch_id)
-    return BatchResult(batch_id, await _posted_transfers(session, transfer_ids))
+    return BatchResult(batch_id, await _journal_transfers(session, transfer_ids))
 
 
 # --- history, registries, verification ---------------------------------------------------------------

@@ -60,7 +60,9 @@ class Database:
             asyncpg_url(url),
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_overflow,
-            pool_pre_ping=True,
+            # No pre-ping: it costs a round trip per unit of work; a dead connection is invalidated
+            # by the error it raises, and connections are recycled hourly.
+            pool_recycle=3600,
             connect_args={
                 "server_settings": {
                     "statement_timeout": str(settings.db_statement_timeout_ms),

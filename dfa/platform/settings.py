@@ -18,6 +18,10 @@ class Settings(BaseSettings):
         default=Path(".dfa-data"),
         description="Where the embedded PostgreSQL keeps its data; survives restarts.",
     )
+    chain_rpc_url: str | None = Field(
+        default=None,
+        description="EVM JSON-RPC node for the on-chain mirror; without it an in-process EVM is used.",
+    )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server listens on.")
 

@@ -197,7 +197,7 @@ JOURNAL_SQL = [
     """
     CREATE FUNCTION ledger_post_batch(
         p_ids uuid[], p_debits bigint[], p_credits bigint[], p_amounts bigint[], p_codes integer[],
-        p_references text[], p_batch_id uuid) RETURNS timestamptz
+        p_references text[], p_batch_id uuid, OUT created_at timestamptz, OUT asset_ids integer[])
     LANGUAGE plpgsql AS $$
     -- Applies the transfers in order, all or none. Errors: DL001 unknown account or asset mismatch,
     -- DL002 a balance would cross its sign (intermediate balances included), DL003 a transfer id exists.
@@ -231,6 +231,8 @@ JOURNAL_SQL = [
         IF FOUND THEN
             RAISE EXCEPTION 'account problem' USING ERRCODE = 'DL001', DETAIL = row_to_json(v_bad)::text;
         END IF;
+        SELECT array_agg(a.asset_id ORDER BY t.ord) INTO asset_ids
+        FROM unnest(p_debits) WITH ORDINALITY AS t (debit, ord) JOIN ledger_accounts a ON a.id = t.debit;
 
         FOR r IN
             WITH t AS (
@@ -286,7 +288,7 @@ JOURNAL_SQL = [
               FROM unnest(e_account, e_seq, e_balance, e_hash) AS u (account_id, seq, balance, hash)
               ORDER BY u.account_id, u.seq DESC) x
         WHERE a.id = x.account_id;
-        RETURN v_now;
+        created_at := v_now;
     END $$
     """,
 ]
