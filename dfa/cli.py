@@ -6,7 +6,7 @@ import json
 import sys
 from dataclasses import asdict
 
-from dfa.platform.database import Database, resolve_database_url, run_migrations
+from dfa.platform.database import Database, resolve_database_url, run_migrations, run_migrations_async
 from dfa.platform.logs import configure_logging
 from dfa.platform.settings import get_settings
 
@@ -35,7 +35,7 @@ def migrate(args: argparse.Namespace) -> int:
 async def _with_database(work):
     settings = get_settings()
     url = resolve_database_url(settings)
-    run_migrations(url)
+    await run_migrations_async(url)
     database = Database.from_url(url, settings)
     try:
         return await work(database, settings)

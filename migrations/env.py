@@ -1,6 +1,7 @@
 """Alembic environment: runs migrations through asyncpg on the URL the platform passes in."""
 
 import asyncio
+import concurrent.futures
 
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -40,4 +41,10 @@ if context.is_offline_mode():
     with context.begin_transaction():
         context.run_migrations()
 else:
-    asyncio.run(run_async_migrations())
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(run_async_migrations())
+    else:  # called from async code: migrate on a thread with its own loop
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, run_async_migrations()).result()

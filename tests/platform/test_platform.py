@@ -1,0 +1,141 @@
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from dfa import demo
+from dfa.ledger import service as ledger
+from dfa.platform.database import Base, start_embedded_postgres
+from dfa.platform.identifiers import is_valid_identification_number
+from dfa.platform.logs import JsonFormatter, request_id_var
+from tests.factories import new_asset_code, new_identifier
+
+
+@pytest.mark.parametrize("value", ["900101300007", "850202400000", "190840000005", "240340000019"])
+def test_valid_iin_and_bin_check_digits_are_accepted(value):
+    assert is_valid_identification_number(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["900101300008", "90010130000", "9001013000070", "90010130000a", "٩٠٠١٠١٣٠٠٠٠٧", " 90010130000", ""]
+)
+def test_wrong_check_digits_lengths_and_non_ascii_digits_are_refused(value):
+    assert not is_valid_identification_number(value)
+
+
+def _party(api, **overrides):
+    body = {"kind": "person", "name": "Aigerim", "identifier": new_identifier(), "resident": True, **overrides}
+    return api.post("/v1/parties", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+
+
+def test_a_party_with_a_wrong_check_digit_is_a_clear_422(api):
+    response = _party(api, identifier="900101300008")
+    assert (response.status_code, response.json()["type"]) == (422, "/problems/invalid-identification-number")
+
+
+def test_a_second_party_with_the_same_identifier_is_a_409(api):
+    identifier = new_identifier()
+    assert _party(api, identifier=identifier).status_code == 201
+    response = _party(api, identifier=identifier)
+    assert (response.status_code, response.json()["type"]) == (409, "/problems/party-already-exists")
+
+
+def test_concurrent_requests_with_one_idempotency_key_execute_once(api, server_url):
+    """The second request waits for the first one's transaction, then replays its response."""
+    key, identifier = str(uuid.uuid4()), new_identifier()
+    body = {"kind": "person", "name": "Concurrent", "identifier": identifier, "resident": True}
+    responses: list[httpx.Response] = []
+
+    def send() -> None:
+        with httpx.Client(base_url=server_url, timeout=30) as client:
+            responses.append(client.post("/v1/parties", json=body, headers={"Idempotency-Key": key}))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [r.status_code for r in responses] == [201] * 4
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 3
+
+
+def test_an_invalid_idempotency_key_is_refused(api):
+    response = api.post("/v1/parties", json={}, headers={"Idempotency-Key": "has spaces"})
+    assert (response.status_code, response.json()["type"]) == (422, "/problems/idempotency-key-invalid")
+
+
+async def test_migrations_create_exactly_the_tables_the_models_describe(database):
+    async with database.engine.connect() as connection:
+        differences = await connection.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+        )
+    assert differences == []
+
+
+def test_embedded_postgres_keeps_its_data_across_restarts():
+    import pgserver
+
+    with tempfile.TemporaryDirectory(prefix="dfa-restart-") as data_dir:
+        url = start_embedded_postgres(Path(data_dir))
+        server = pgserver.get_server(Path(data_dir) / "pg", cleanup_mode=None)
+        server.psql("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here');")
+        server.cleanup()  # stops the server, keeps the data directory
+
+        again = start_embedded_postgres(Path(data_dir))
+        restarted = pgserver.get_server(Path(data_dir) / "pg", cleanup_mode="stop")
+        try:
+            assert again == url
+            assert "still here" in restarted.psql("SELECT v FROM kept;")
+        finally:
+            restarted.cleanup()
+
+
+def _cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+    return subprocess.run([sys.executable, "-m", "dfa.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_migrates_and_verifies_the_ledger(database_url):
+    migrated = _cli("migrate", database_url=database_url)
+    verified = _cli("verify-ledger", database_url=database_url)
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["ok"] is True
+
+
+async def test_demo_data_seeds_once_and_its_ledger_verifies(session, settings):
+    demo_settings = settings.model_copy(update={"operator_nbk_registration_number": new_asset_code("NBK")})
+    # Seeding checks for KZT first; in this shared test database KZT may exist, so rename it away
+    # inside the rolled-back transaction.
+    await session.execute(text("UPDATE ledger_assets SET code = code || '-X' WHERE code = 'KZT'"))
+    await session.execute(text("DELETE FROM parties WHERE identifier IN ('900101300007', '850202400000', '190840000005')"))
+
+    assert await demo.seed(session, settings=demo_settings) is True
+    assert await demo.seed(session, settings=demo_settings) is False
+    registry = await ledger.holders_registry(session, asset_code=f"{demo_settings.operator_nbk_registration_number}-000001")
+    assert sum(p.available_units + p.held_units for p in registry.positions) == 10_000
+    assert (await ledger.verify(session)).ok
+
+
+def test_logs_are_json_lines_carrying_the_request_id():
+    token = request_id_var.set("abc123")
+    try:
+        record = logging.makeLogRecord({"msg": "hello %s", "args": ("world",), "levelname": "INFO", "name": "dfa", "path": "/x"})
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        request_id_var.reset(token)
+    assert (line["msg"], line["request_id"], line["path"], line["level"]) == ("hello world", "abc123", "/x", "INFO")
