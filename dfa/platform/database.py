@@ -41,9 +41,9 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
     pgdata = (data_dir / "pg").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    # cleanup_mode=None: the server outlives this process, so a restart finds the same data and a
-    # second process (the CLI next to a running server) shares it.
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    # The server is shared by every process using this directory (the CLI beside a running app) and
+    # stops when the last of them exits; the data stays for the next start.
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
     return server.get_uri()
 
 

@@ -85,22 +85,25 @@ async def test_migrations_create_exactly_the_tables_the_models_describe(database
     assert differences == []
 
 
+def _in_new_process(data_dir: str, sql: str) -> str:
+    """Start the embedded PostgreSQL in a fresh process, run `sql`, exit (which stops the server)."""
+    program = (
+        "import sys; from pathlib import Path; import pgserver; "
+        "from dfa.platform.database import start_embedded_postgres; "
+        "start_embedded_postgres(Path(sys.argv[1])); "
+        "print(pgserver.get_server(Path(sys.argv[1]) / 'pg').psql(sys.argv[2]))"
+    )
+    done = subprocess.run([sys.executable, "-c", program, data_dir, sql], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 def test_embedded_postgres_keeps_its_data_across_restarts():
-    import pgserver
-
     with tempfile.TemporaryDirectory(prefix="dfa-restart-") as data_dir:
-        url = start_embedded_postgres(Path(data_dir))
-        server = pgserver.get_server(Path(data_dir) / "pg", cleanup_mode=None)
-        server.psql("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here');")
-        server.cleanup()  # stops the server, keeps the data directory
+        _in_new_process(data_dir, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here');")
+        assert not (Path(data_dir) / "pg" / "postmaster.pid").exists(), "the server outlived its last process"
 
-        again = start_embedded_postgres(Path(data_dir))
-        restarted = pgserver.get_server(Path(data_dir) / "pg", cleanup_mode="stop")
-        try:
-            assert again == url
-            assert "still here" in restarted.psql("SELECT v FROM kept;")
-        finally:
-            restarted.cleanup()
+        assert "still here" in _in_new_process(data_dir, "SELECT v FROM kept;")
 
 
 def _cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
