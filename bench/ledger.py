@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -65,53 +64,54 @@ async def seed(database: Database) -> list[int]:
     return ids
 
 
-async def single_phase(database: Database, ids: list[int], seconds: float) -> dict:
+async def measure(database: Database, seconds: float, command) -> tuple[list[float], float]:
+    """Run `command(session, rng)` in its own unit of work from each connection until time is up."""
     latencies: list[float] = []
     stop = time.monotonic() + seconds
 
     async def worker(seed_: int) -> None:
         rng = random.Random(seed_)
         while time.monotonic() < stop:
-            a, b = rng.sample(ids, 2)
             started = time.perf_counter()
             async with database.unit_of_work() as session:
-                await ledger.post_transfer(session, transfer=TransferSpec(uuid.uuid4(), a, b, rng.randint(1, 10_000)))
+                await command(session, rng)
             latencies.append(time.perf_counter() - started)
 
     began = time.monotonic()
     await asyncio.gather(*(worker(i) for i in range(CONNECTIONS)))
-    elapsed = time.monotonic() - began
     latencies.sort()
+    return latencies, time.monotonic() - began
+
+
+def percentile_ms(latencies: list[float], fraction: float) -> float:
+    return latencies[min(len(latencies) - 1, int(len(latencies) * fraction))] * 1000
+
+
+async def single_phase(database: Database, ids: list[int], seconds: float) -> dict:
+    async def one_transfer(session, rng) -> None:
+        a, b = rng.sample(ids, 2)
+        await ledger.post_transfer(session, transfer=TransferSpec(uuid.uuid4(), a, b, rng.randint(1, 10_000)))
+
+    latencies, elapsed = await measure(database, seconds, one_transfer)
     return {
         "transfers": len(latencies),
         "per_s": len(latencies) / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "p50_ms": percentile_ms(latencies, 0.5),
+        "p99_ms": percentile_ms(latencies, 0.99),
     }
 
 
 async def batch_phase(database: Database, ids: list[int], seconds: float) -> dict:
-    latencies: list[float] = []
-    stop = time.monotonic() + seconds
+    async def one_batch(session, rng) -> None:
+        specs = [TransferSpec(uuid.uuid4(), *rng.sample(ids, 2), rng.randint(1, 10_000)) for _ in range(BATCH)]
+        await ledger.post_transfers(session, transfers=specs, batch_id=uuid.uuid4())
 
-    async def worker(seed_: int) -> None:
-        rng = random.Random(seed_)
-        while time.monotonic() < stop:
-            specs = [TransferSpec(uuid.uuid4(), *rng.sample(ids, 2), rng.randint(1, 10_000)) for _ in range(BATCH)]
-            started = time.perf_counter()
-            async with database.unit_of_work() as session:
-                await ledger.post_transfers(session, transfers=specs, batch_id=uuid.uuid4())
-            latencies.append(time.perf_counter() - started)
-
-    began = time.monotonic()
-    await asyncio.gather(*(worker(i) for i in range(CONNECTIONS)))
-    elapsed = time.monotonic() - began
-    latencies.sort()
+    latencies, elapsed = await measure(database, seconds, one_batch)
     return {
         "batches": len(latencies),
         "per_s": len(latencies) * BATCH / elapsed,
-        "batch_p50_ms": statistics.median(latencies) * 1000,
-        "batch_p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "batch_p50_ms": percentile_ms(latencies, 0.5),
+        "batch_p99_ms": percentile_ms(latencies, 0.99),
     }
 
 

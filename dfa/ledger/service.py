@@ -9,7 +9,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -573,6 +573,11 @@ class BatchResult:
     created: bool = field(default=True)
 
 
+def _arguments(item: BatchItem) -> dict[str, Any]:
+    """A hold item's fields, named as the hold function's keyword arguments."""
+    return {f.name: getattr(item, f.name) for f in fields(item) if f.name != "type"}
+
+
 def _item_transfer_id(item: BatchItem) -> uuid.UUID:
     if isinstance(item, TransferItem):
         return item.transfer.id
@@ -629,29 +634,11 @@ async def execute_batch(session: AsyncSession, *, batch_id: uuid.UUID, items: Se
             await post_transfers(session, transfers=run, batch_id=batch_id)
             run = []
         if isinstance(item, PlaceHoldItem):
-            await place_hold(
-                session,
-                hold_id=item.hold_id,
-                account_id=item.account_id,
-                amount=item.amount,
-                expires_at=item.expires_at,
-                code=item.code,
-                reference=item.reference,
-                batch_id=batch_id,
-            )
+            await place_hold(session, **_arguments(item), batch_id=batch_id)
         elif isinstance(item, PostHoldItem):
-            await post_hold(
-                session,
-                hold_id=item.hold_id,
-                transfer_id=item.transfer_id,
-                credit_account_id=item.credit_account_id,
-                amount=item.amount,
-                code=item.code,
-                reference=item.reference,
-                batch_id=batch_id,
-            )
+            await post_hold(session, **_arguments(item), batch_id=batch_id)
         elif isinstance(item, VoidHoldItem):
-            await void_hold(session, hold_id=item.hold_id, transfer_id=item.transfer_id, batch_id=batch_id)
+            await void_hold(session, **_arguments(item), batch_id=batch_id)
     return BatchResult(batch_id, await _journal_transfers(session, transfer_ids))
 
 

@@ -271,11 +271,10 @@ JOURNAL_SQL = [
 
         INSERT INTO ledger_transfers
             (id, debit_account_id, credit_account_id, asset_id, amount, kind, batch_id, code, reference, created_at)
-        SELECT t.id, t.debit, t.credit, a.asset_id, t.amount, 'transfer', p_batch_id, coalesce(t.code, 0),
+        SELECT t.id, t.debit, t.credit, t.asset_id, t.amount, 'transfer', p_batch_id, coalesce(t.code, 0),
                t.reference, v_now
-        FROM unnest(p_ids, p_debits, p_credits, p_amounts, p_codes, p_references)
-            AS t (id, debit, credit, amount, code, reference)
-        JOIN ledger_accounts a ON a.id = t.debit;
+        FROM unnest(p_ids, p_debits, p_credits, asset_ids, p_amounts, p_codes, p_references)
+            AS t (id, debit, credit, asset_id, amount, code, reference);
 
         INSERT INTO ledger_entries
             (account_id, seq, transfer_id, counter_account_id, amount, balance_after, created_at, prev_hash, hash)
