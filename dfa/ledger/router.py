@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from dfa.ledger import errors, schemas, service
 from dfa.platform.access import operator_staff
+from dfa.platform.types import ASSET_CODE_PATTERN, AccountIdPath, AfterBigint, AfterInt, AssetCodePath, Limit
 from dfa.platform.web import DatabaseDep, IdempotencyKeyHeader, SessionDep, SettingsDep, UnitOfWorkRoute
 
 router = APIRouter(
@@ -19,7 +20,6 @@ router = APIRouter(
     dependencies=[Depends(operator_staff)],
 )
 
-Limit = Annotated[int | None, Query(ge=1, description="Page size (default and maximum are settings).")]
 AsOf = Annotated[
     datetime | None,
     Query(description="An instant with a time zone offset (ISO 8601); the registry as it stood then."),
@@ -31,9 +31,14 @@ def _page_size(limit: int | None, settings) -> int:
 
 
 def _as_of(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
         raise errors.InvalidInstant("as_of must carry a time zone offset, e.g. 2026-11-21T10:00:00Z")
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise errors.InvalidInstant("as_of is outside the years 1 to 9999 in UTC") from None
 
 
 @router.post("/assets", status_code=status.HTTP_201_CREATED, response_model=schemas.AssetOut)
@@ -45,13 +50,13 @@ async def create_asset(body: schemas.AssetCreate, session: SessionDep, _key: Ide
 @router.get("/assets", response_model=list[schemas.AssetOut])
 async def list_assets(
     session: SessionDep, settings: SettingsDep, limit: Limit = None,
-    after: Annotated[int | None, Query(ge=0, description="Return assets with a larger id.")] = None,
+    after: AfterInt = None,
 ):
     return await service.list_assets(session, after=after, limit=_page_size(limit, settings))
 
 
 @router.get("/assets/{code}", response_model=schemas.AssetOut)
-async def get_asset(code: str, session: SessionDep):
+async def get_asset(code: AssetCodePath, session: SessionDep):
     return await service.get_asset(session, code)
 
 
@@ -68,8 +73,8 @@ async def list_accounts(
     session: SessionDep,
     settings: SettingsDep,
     owner_party_id: Annotated[uuid.UUID | None, Query(description="Only this party's accounts.")] = None,
-    asset: Annotated[str | None, Query(max_length=50, description="Only accounts in this asset.")] = None,
-    after: Annotated[int | None, Query(ge=0, description="Return accounts with a larger id.")] = None,
+    asset: Annotated[str | None, Query(pattern=ASSET_CODE_PATTERN, description="Only accounts in this asset.")] = None,
+    after: AfterBigint = None,
     limit: Limit = None,
 ):
     """Accounts with their balances."""
@@ -79,7 +84,7 @@ async def list_accounts(
 
 
 @router.get("/accounts/{account_id}", response_model=schemas.AccountOut)
-async def get_account(account_id: int, session: SessionDep):
+async def get_account(account_id: AccountIdPath, session: SessionDep):
     """One account with its balance."""
     return await service.get_account(session, account_id)
 
@@ -102,7 +107,7 @@ def _decode_cursor(cursor: str | None) -> int | None:
 
 @router.get("/accounts/{account_id}/entries", response_model=schemas.EntryPageOut)
 async def account_history(
-    account_id: int,
+    account_id: AccountIdPath,
     session: SessionDep,
     settings: SettingsDep,
     cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page.")] = None,
@@ -218,7 +223,7 @@ async def void_hold(
 
 
 @router.get("/assets/{code}/holders", response_model=schemas.RegistryOut)
-async def holders_registry(code: str, session: SessionDep, as_of: AsOf = None):
+async def holders_registry(code: AssetCodePath, session: SessionDep, as_of: AsOf = None):
     """The holders registry of an asset: who holds how many units, free and encumbered (REQ-34)."""
     registry = await service.holders_registry(session, asset_code=code, as_of=_as_of(as_of))
     positions = [
@@ -239,7 +244,7 @@ async def holders_registry(code: str, session: SessionDep, as_of: AsOf = None):
     responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
 )
 async def export_registry(
-    code: str,
+    code: AssetCodePath,
     session: SessionDep,
     database: DatabaseDep,
     format: Annotated[Literal["csv", "jsonl"], Query(description="csv (with header) or jsonl.")] = "csv",

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from dfa.ledger.service import MAX_AMOUNT
+from dfa.platform.types import ASSET_CODE_PATTERN, BIGINT_MAX, INT_MAX, Text
 
 MAX_BATCH_ITEMS = 1_000
-BIGINT_MAX = 2**63 - 1
 
 
 def _aware(value: datetime) -> datetime:
@@ -23,10 +23,10 @@ Amount = Annotated[
 ]
 AccountId = Annotated[int, Field(strict=True, gt=0, le=BIGINT_MAX, description="Ledger account id.")]
 Code = Annotated[
-    int, Field(strict=True, ge=0, le=2**31 - 1, description="Caller's classification of the transfer (0: none).")
+    int, Field(strict=True, ge=0, le=INT_MAX, description="Caller's classification of the transfer (0: none).")
 ]
 Reference = Annotated[
-    str | None, Field(max_length=200, description="Free text shown in statements, e.g. an order or contract number.")
+    Text | None, Field(max_length=200, description="Free text shown in statements, e.g. an order or contract number.")
 ]
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
@@ -41,12 +41,12 @@ class Response(BaseModel):
 
 class AssetCreate(Request):
     code: str = Field(
-        pattern=r"^[A-Z0-9][A-Z0-9._-]{0,49}$",
+        pattern=ASSET_CODE_PATTERN,
         description="Unique code: KZT, or an emission's registration number.",
     )
     kind: Literal["money", "dfa"] = Field(description="money (KZT) or dfa (one emission).")
     scale: int = Field(strict=True, ge=0, le=8, description="Decimal places of the display unit (2 for KZT).")
-    name: str = Field(min_length=1, max_length=200, description="Human name of the asset.")
+    name: Text = Field(min_length=1, max_length=200, description="Human name of the asset.")
 
 
 class AssetOut(Response):
@@ -60,7 +60,7 @@ class AssetOut(Response):
 
 class AccountOpen(Request):
     owner_party_id: uuid.UUID = Field(description="The party that owns the account.")
-    asset: str = Field(max_length=50, description="Code of the asset the account holds.")
+    asset: str = Field(pattern=ASSET_CODE_PATTERN, description="Code of the asset the account holds.")
     kind: Literal["available", "issued", "client_money", "own_money", "settlement", "fees"] = Field(
         description="available (a holder's free balance; opens its held twin too), issued (an emission's "
         "contra-account), client_money / own_money (bank mirrors, kept apart), settlement, fees."

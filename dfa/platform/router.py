@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from dfa.platform import schemas, service
 from dfa.platform.access import operator_staff
+from dfa.platform.types import Limit
 from dfa.platform.errors import Category, DomainError
 from dfa.platform.web import (
     DatabaseDep,
@@ -65,7 +66,7 @@ async def list_parties(
     session: SessionDep,
     settings: SettingsDep,
     after: Annotated[uuid.UUID | None, Query(description="Return parties with a larger id.")] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Limit = None,
 ):
     size = min(limit or settings.page_size_default, settings.page_size_max)
     return await service.list_parties(session, after=after, limit=size)

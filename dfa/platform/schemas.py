@@ -6,12 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dfa.platform.types import Text
+
 
 class PartyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["person", "legal_entity"] = Field(description="person (has an IIN) or legal_entity (has a BIN).")
-    name: str = Field(min_length=1, max_length=300, description="Full name or registered legal name.")
+    name: Text = Field(min_length=1, max_length=300, description="Full name or registered legal name.")
     identifier: str = Field(
         min_length=12, max_length=12, description="IIN for a person, BIN for a legal entity: 12 digits with a check digit."
     )

@@ -248,3 +248,41 @@ def test_unknown_routes_and_methods_are_problems(api):
 
 def test_verification_over_http(api, world):
     assert api.get("/v1/ledger/verification").json()["ok"] is True
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/ledger/accounts/99999999999999999999",
+        "/v1/ledger/accounts/99999999999999999999/entries",
+        "/v1/ledger/accounts?after=99999999999999999999",
+        "/v1/ledger/assets?after=99999999999",
+        "/v1/ledger/accounts?limit=99999999999999999999",
+        "/v1/ledger/assets/KZT%00/holders",
+        "/v1/ledger/accounts?asset=KZ%00T",
+        "/v1/ledger/assets/KZT/holders?as_of=0001-01-01T00:00:00%2B14:00",
+        "/v1/ledger/assets/KZT/holders?as_of=not-a-date",
+        "/v1/parties/not-a-uuid",
+    ],
+)
+def test_out_of_range_and_malformed_parameters_are_client_errors_never_500(api, path):
+    response = api.get(path)
+    assert 400 <= response.status_code < 500 and response.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/parties", {"kind": "person", "name": "Nul\u0000Byte", "identifier": "900101300007", "resident": True}),
+        ("/v1/ledger/assets", {"code": "NULNAME", "kind": "money", "scale": 2, "name": "bad\u0000name"}),
+    ],
+)
+def test_text_with_control_characters_is_refused(api, path, body):
+    response = post(api, path, body)
+    assert (response.status_code, response.json()["type"]) == (422, "/problems/validation-error")
+
+
+def test_a_reference_with_a_nul_byte_is_refused_and_writes_nothing(api, world):
+    body = transfer(world, reference="order\u00001")
+    response = post(api, "/v1/ledger/transfers", body)
+    assert response.status_code == 422 and balance(api, world["a"]) == 1_000
