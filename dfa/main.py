@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from dfa import demo
 from dfa.ledger import jobs as ledger_jobs
 from dfa.ledger.router import router as ledger_router
+from dfa.platform import jobs as platform_jobs
 from dfa.platform.database import Database, resolve_database_url, run_migrations_async
+from dfa.platform.jobs import run_periodically
 from dfa.platform.router import router as platform_router
 from dfa.platform.router import staff as parties_router
 from dfa.platform.settings import Settings, get_settings
@@ -35,13 +37,28 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             async with db.unit_of_work() as session:
                 if await demo.seed(session, settings=settings):
                     log.info("demo data seeded")
-        sweeper = asyncio.create_task(ledger_jobs.expire_holds_forever(db, settings))
+        jobs = [
+            asyncio.create_task(
+                run_periodically(
+                    "expire-holds", settings.hold_expiry_interval_s, lambda: ledger_jobs.expire_holds_once(db, settings)
+                )
+            ),
+            asyncio.create_task(
+                run_periodically(
+                    "purge-idempotency-records",
+                    settings.idempotency_purge_interval_s,
+                    lambda: platform_jobs.purge_idempotency_records_once(db, settings),
+                )
+            ),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for job in jobs:
+                job.cancel()
+            for job in jobs:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
             if database is None:
                 await db.dispose()
 

@@ -11,6 +11,7 @@ from dfa.platform.access import operator_staff
 from dfa.platform.types import Limit
 from dfa.platform.errors import Category, DomainError
 from dfa.platform.web import (
+    HTTP_PROBLEM_TYPES,
     DatabaseDep,
     IdempotencyKeyHeader,
     SessionDep,
@@ -42,9 +43,11 @@ async def healthz(database: DatabaseDep):
 async def problem_type(slug: str):
     """What a problem `type` means."""
     error = DomainError.registry.get(slug)
-    if error is None:
-        raise _UnknownProblemType(f"no problem type {slug!r}")
-    return schemas.ProblemType(type=problem_type_uri(slug), title=error.title, category=error.category)
+    if error is not None:
+        return schemas.ProblemType(type=problem_type_uri(slug), title=error.title, category=error.category)
+    if slug in HTTP_PROBLEM_TYPES:
+        return schemas.ProblemType(type=problem_type_uri(slug), title=HTTP_PROBLEM_TYPES[slug], category="http")
+    raise _UnknownProblemType(f"no problem type {slug!r}")
 
 
 class _UnknownProblemType(DomainError):

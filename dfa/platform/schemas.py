@@ -39,4 +39,4 @@ class Health(BaseModel):
 class ProblemType(BaseModel):
     type: str = Field(description="The problem type URI.")
     title: str = Field(description="Short description.")
-    category: str = Field(description="invalid, not_found, conflict, refused or precondition.")
+    category: str = Field(description="invalid, not_found, conflict, refused, precondition, or http for the HTTP layer's own.")

@@ -46,12 +46,14 @@ class Settings(BaseSettings):
 
     page_size_default: PositiveInt = Field(default=50, description="Items per page unless asked otherwise.")
     page_size_max: PositiveInt = Field(default=500, description="Most items one page may carry.")
-    batch_max_items: PositiveInt = Field(default=1_000, description="Most items one linked batch may carry.")
     request_body_max_bytes: PositiveInt = Field(
         default=1_048_576, description="Larger request bodies are refused with 413."
     )
     idempotency_retention_hours: PositiveInt = Field(
         default=72, description="How long a stored idempotent response can be replayed."
+    )
+    idempotency_purge_interval_s: PositiveInt = Field(
+        default=3_600, description="Seconds between purges of expired idempotency records."
     )
     hold_expiry_sweep_limit: PositiveInt = Field(
         default=1_000, description="Most expired holds voided by one sweep."

@@ -38,6 +38,17 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 ANONYMOUS_PRINCIPAL = "anonymous"
 
 
+# Problem types of the HTTP layer itself, next to the domain's (DomainError.registry).
+HTTP_PROBLEM_TYPES = {
+    "validation-error": "The request is not valid",
+    "not-found": "No such resource",
+    "method-not-allowed": "The method is not allowed here",
+    "payload-too-large": "The request body is too large",
+    "database-unavailable": "The database is unavailable",
+    "internal-error": "Internal error",
+}
+
+
 def problem_type_uri(slug: str) -> str:
     return f"/problems/{slug}"
 

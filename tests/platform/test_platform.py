@@ -142,3 +142,27 @@ def test_logs_are_json_lines_carrying_the_request_id():
     finally:
         request_id_var.reset(token)
     assert (line["msg"], line["request_id"], line["path"], line["level"]) == ("hello world", "abc123", "/x", "INFO")
+
+
+async def test_idempotency_records_past_retention_are_purged(session, settings):
+    from datetime import UTC, datetime, timedelta
+
+    from dfa.platform import service
+
+    old = datetime.now(UTC) - timedelta(hours=settings.idempotency_retention_hours + 1)
+    await session.execute(
+        text("INSERT INTO idempotency_records (principal, key, request_hash, created_at) VALUES ('p', :k, '\\x00', :t)"),
+        {"k": "old-key", "t": old},
+    )
+    await session.execute(
+        text("INSERT INTO idempotency_records (principal, key, request_hash) VALUES ('p', 'fresh-key', '\\x00')")
+    )
+
+    assert await service.purge_idempotency_records(session, settings=settings) >= 1
+    keys = (await session.execute(text("SELECT key FROM idempotency_records WHERE principal = 'p'"))).scalars().all()
+    assert keys == ["fresh-key"]
+
+
+@pytest.mark.parametrize("slug", ["validation-error", "insufficient-funds", "idempotency-key-reused"])
+def test_every_problem_type_is_documented(api, slug):
+    assert api.get(f"/problems/{slug}").json()["type"] == f"/problems/{slug}"
