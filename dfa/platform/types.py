@@ -4,7 +4,7 @@ import re
 from typing import Annotated
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator
 
 BIGINT_MAX = 2**63 - 1
 INT_MAX = 2**31 - 1

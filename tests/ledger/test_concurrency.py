@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from dfa.ledger import errors, repository
 from dfa.ledger import service as ledger
-from dfa.ledger.service import PlaceHoldItem, PostHoldItem, TransferItem, TransferSpec
+from dfa.ledger.service import PlaceHoldItem, PostHoldItem, TransferSpec
 from dfa.platform.database import Database
 from tests.factories import funded_accounts
 

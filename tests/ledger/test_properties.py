@@ -60,7 +60,7 @@ async def run_scenario(database: Database, ops) -> None:
 async def _attempt(session, expected_ok: bool, work) -> None:
     try:
         async with session.begin_nested():
-            await work()
+            await work
     except (errors.InsufficientFunds, errors.HoldNotPending, errors.HoldAmountExceeded):
         assert not expected_ok, "the ledger refused what the model allows"
     else:
@@ -70,23 +70,22 @@ async def _attempt(session, expected_ok: bool, work) -> None:
 async def _scenario(session, ops) -> None:
     asset, source, accounts = await funded_accounts(session, count=HOLDERS, amount=START)
     model = Model()
-    hold_ids: list[uuid.UUID] = []
     for op in ops:
         kind = op[0]
         if kind == "transfer":
             _, a, b, amt = op
             ok = model.transfers_succeed([op])
             spec = TransferSpec(uuid.uuid4(), accounts[a].id, accounts[b].id, amt)
-            await _attempt(session, ok, lambda: ledger.post_transfer(session, transfer=spec))
+            await _attempt(session, ok, ledger.post_transfer(session, transfer=spec))
         elif kind == "batch":
             ok = model.transfers_succeed(op[1])
             specs = [TransferSpec(uuid.uuid4(), accounts[a].id, accounts[b].id, amt) for _, a, b, amt in op[1]]
-            await _attempt(session, ok, lambda: ledger.post_transfers(session, transfers=specs, batch_id=uuid.uuid4()))
+            await _attempt(session, ok, ledger.post_transfers(session, transfers=specs, batch_id=uuid.uuid4()))
         elif kind == "hold":
             _, h, amt = op
             ok = model.available[h] >= amt
             hold_id = uuid.uuid4()
-            await _attempt(session, ok, lambda: ledger.place_hold(session, hold_id=hold_id, account_id=accounts[h].id, amount=amt))
+            await _attempt(session, ok, ledger.place_hold(session, hold_id=hold_id, account_id=accounts[h].id, amount=amt))
             if ok:
                 model.available[h] -= amt
                 model.held[h] += amt
@@ -100,7 +99,7 @@ async def _scenario(session, ops) -> None:
                 await _attempt(
                     session,
                     ok,
-                    lambda: ledger.post_hold(session, hold_id=hold["id"], transfer_id=uuid.uuid4(), credit_account_id=accounts[to].id, amount=amt),
+                    ledger.post_hold(session, hold_id=hold["id"], transfer_id=uuid.uuid4(), credit_account_id=accounts[to].id, amount=amt),
                 )
                 if ok:
                     hold["remaining"] -= wanted
@@ -109,7 +108,7 @@ async def _scenario(session, ops) -> None:
                     model.available[to] += wanted
             else:
                 ok = hold["pending"]
-                await _attempt(session, ok, lambda: ledger.void_hold(session, hold_id=hold["id"], transfer_id=uuid.uuid4()))
+                await _attempt(session, ok, ledger.void_hold(session, hold_id=hold["id"], transfer_id=uuid.uuid4()))
                 if ok:
                     model.available[hold["owner"]] += hold["remaining"]
                     model.held[hold["owner"]] -= hold["remaining"]

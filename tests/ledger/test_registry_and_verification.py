@@ -2,7 +2,7 @@ import csv
 import io
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import text
 

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from dfa import demo
 from dfa.ledger import service as ledger
-from dfa.platform.database import Base, start_embedded_postgres
+from dfa.platform.database import Base
 from dfa.platform.identifiers import is_valid_identification_number
 from dfa.platform.logs import JsonFormatter, request_id_var
 from tests.factories import new_asset_code, new_identifier
