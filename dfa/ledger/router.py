@@ -26,10 +26,6 @@ AsOf = Annotated[
 ]
 
 
-def _page_size(limit: int | None, settings) -> int:
-    return min(limit or settings.page_size_default, settings.page_size_max)
-
-
 def _as_of(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -52,7 +48,7 @@ async def list_assets(
     session: SessionDep, settings: SettingsDep, limit: Limit = None,
     after: AfterInt = None,
 ):
-    return await service.list_assets(session, after=after, limit=_page_size(limit, settings))
+    return await service.list_assets(session, after=after, limit=settings.page_size(limit))
 
 
 @router.get("/assets/{code}", response_model=schemas.AssetOut)
@@ -79,7 +75,7 @@ async def list_accounts(
 ):
     """Accounts with their balances."""
     return await service.list_accounts(
-        session, owner_party_id=owner_party_id, asset_code=asset, after=after, limit=_page_size(limit, settings)
+        session, owner_party_id=owner_party_id, asset_code=asset, after=after, limit=settings.page_size(limit)
     )
 
 
@@ -115,7 +111,7 @@ async def account_history(
 ):
     """An account's journal, newest first, with each entry's hash-chain link."""
     page = await service.account_history(
-        session, account_id=account_id, before_seq=_decode_cursor(cursor), limit=_page_size(limit, settings)
+        session, account_id=account_id, before_seq=_decode_cursor(cursor), limit=settings.page_size(limit)
     )
     items = [
         schemas.EntryOut(**{**row._mapping, "hash": row.hash.hex()}) for row in page.entries

@@ -71,8 +71,7 @@ async def list_parties(
     after: Annotated[uuid.UUID | None, Query(description="Return parties with a larger id.")] = None,
     limit: Limit = None,
 ):
-    size = min(limit or settings.page_size_default, settings.page_size_max)
-    return await service.list_parties(session, after=after, limit=size)
+    return await service.list_parties(session, after=after, limit=settings.page_size(limit))
 
 
 @staff.get("/parties/{party_id}", response_model=schemas.PartyOut)

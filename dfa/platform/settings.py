@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     demo_data: bool = Field(default=True, description="Seed demo parties, assets and accounts at start.")
 
 
+    def page_size(self, requested: int | None) -> int:
+        """The page size to serve: what was asked for, within the configured maximum."""
+        return min(requested or self.page_size_default, self.page_size_max)
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
