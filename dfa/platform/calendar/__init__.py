@@ -1,0 +1,1 @@
+"""The business-day calendar of Kazakhstan."""
