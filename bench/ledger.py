@@ -21,7 +21,7 @@ from sqlalchemy import text  # noqa: E402
 
 from dfa.ledger import service as ledger  # noqa: E402
 from dfa.ledger.service import TransferSpec  # noqa: E402
-from dfa.platform import service as platform  # noqa: E402
+from dfa.platform.identity.service import parties  # noqa: E402
 from dfa.platform.database import Database, run_migrations_async, start_embedded_postgres  # noqa: E402
 from dfa.platform.identifiers import check_digit  # noqa: E402
 from dfa.platform.settings import Settings  # noqa: E402
@@ -42,10 +42,15 @@ def identifier(n: int) -> str:
 
 async def seed(database: Database) -> list[int]:
     async with database.unit_of_work() as session:
-        operator = await platform.create_party(session, kind="legal_entity", name="Operator", identifier="240340000019", resident=True)
-        holder = await platform.create_party(session, kind="person", name="Bench Holder", identifier=identifier(1), resident=True)
+        settings = Settings(_env_file=None)
+        operator = await parties.ensure_operator_party(session, settings=settings)
+        holder = await parties.create_party(
+            session, kind="person", name="Bench Holder", identifier=identifier(1), resident=True, settings=settings
+        )
         await ledger.create_asset(session, code="KZT", kind="money", scale=2, name="tenge")
-        bank = await ledger.open_account(session, owner_party_id=operator.id, asset_code="KZT", kind="client_money")
+        bank = await ledger.open_account(
+            session, owner_party_id=operator.id, asset_code="KZT", kind="client_money", settings=settings
+        )
         rows = await session.execute(
             text(
                 "INSERT INTO ledger_accounts (asset_id, owner_party_id, kind) "

@@ -1,66 +1,111 @@
-"""Demo data for a fresh development platform: a few parties, KZT, one emission, some movements.
+"""Demo data for a fresh development platform: identified investors, an issuer, one staff user of
+each role, KZT, one emission and some movements. Development only: refused in production.
 
-Deterministic ids make seeding idempotent: running it twice changes nothing the second time.
+Deterministic ids and logins make seeding idempotent: running it twice changes nothing the second time.
 """
 
 import uuid
 
+import pyotp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.ledger import errors as ledger_errors
 from dfa.ledger import service as ledger
-from dfa.platform import errors as platform_errors
-from dfa.platform import service as platform
+from dfa.platform.identity import errors as identity_errors
+from dfa.platform.identity.crypto import Keys
+from dfa.platform.identity.models import Party
+from dfa.platform.identity.service import parties, users
 from dfa.platform.settings import Settings
 
 DEMO = uuid.UUID("0b7c5f7e-3c1e-4f0a-9d55-6f4f5d0c2a11")
 
-PEOPLE = [
-    ("person", "Aigerim Nurlanovna Sadykova", "900101300007"),
-    ("person", "Daniyar Serikovich Akhmetov", "850202400000"),
-    ("legal_entity", "Steppe Grain LLP", "190840000005"),
+# The persons are enrolled in the identification centre simulator's demo registry, so their
+# biometric sample (see dfa/platform/adapters/identification.py, demo_sample) matches.
+INVESTORS = [
+    ("aigerim", "Aigerim Nurlanovna Sadykova", "900101400013"),
+    ("daniyar", "Daniyar Serikovich Akhmetov", "850202300014"),
+    ("madina", "Madina Yerlanovna Kassymova", "920712400019"),
 ]
+ISSUER = ("steppe-grain", "Steppe Grain LLP", "190840000005")
+STAFF = [
+    ("compliance", "compliance_officer", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXA"),
+    ("admin", "operator_admin", "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLA"),
+    ("auditor", "auditor", "MFRGGZDFMZTWQ2LKMFRGGZDFMZTWQ2LA"),
+]
+DEMO_PASSWORD = "steppe-demo-pass-2026"
 
 
 def demo_id(name: str) -> uuid.UUID:
     return uuid.uuid5(DEMO, name)
 
 
-async def _party(session: AsyncSession, kind: str, name: str, identifier: str):
+def _refuse_in_production(settings: Settings) -> None:
+    if settings.environment == "production":
+        raise RuntimeError("demo data and demo logins are refused in production")
+
+
+async def _identified_party(session: AsyncSession, *, kind: str, name: str, identifier: str, settings: Settings) -> Party:
     try:
-        return await platform.create_party(session, kind=kind, name=name, identifier=identifier, resident=True)
-    except platform_errors.PartyAlreadyExists:
+        party = await parties.create_party(
+            session, kind=kind, name=name, identifier=identifier, resident=True, settings=settings
+        )
+    except identity_errors.PartyAlreadyExists:
+        party = await parties.party_by_identifier(session, identifier)
+    if party.kyc_status != "identified":
+        party = await parties.decide_kyc(
+            session, party_id=party.id, status="identified", level="full", method="in_person",
+            reason="demo data", actor="system", settings=settings,
+        )
+    return party
+
+
+async def _user(session: AsyncSession, *, login: str, roles: list[str], party_id: uuid.UUID | None, settings: Settings):
+    try:
+        return await users.create_user(
+            session, login=login, password=DEMO_PASSWORD, roles=roles, party_id=party_id, actor="system", settings=settings
+        )
+    except identity_errors.LoginTaken:
         return None
 
 
-async def seed(session: AsyncSession, *, settings: Settings) -> bool:
+async def seed(session: AsyncSession, *, settings: Settings, keys: Keys) -> bool:
     """Seed the demo data unless it is there; returns whether anything was written."""
-    operator = await platform.ensure_operator_party(session, settings=settings)
+    _refuse_in_production(settings)
+    operator = await parties.ensure_operator_party(session, settings=settings)
+    investors = [
+        await _identified_party(session, kind="person", name=name, identifier=iin, settings=settings)
+        for _, name, iin in INVESTORS
+    ]
+    issuer = await _identified_party(session, kind="legal_entity", name=ISSUER[1], identifier=ISSUER[2], settings=settings)
+    wrote = False
+    for (login, _, _), party in zip(INVESTORS, investors, strict=True):
+        wrote |= await _user(session, login=login, roles=["investor"], party_id=party.id, settings=settings) is not None
+    wrote |= await _user(session, login=ISSUER[0], roles=["issuer"], party_id=issuer.id, settings=settings) is not None
+    for login, role, secret in STAFF:
+        user = await _user(session, login=login, roles=[role], party_id=None, settings=settings)
+        if user is not None:
+            await users.set_second_factor(session, user_id=user.id, secret=secret, keys=keys)
+            wrote = True
+
     try:
         await ledger.get_asset(session, "KZT")
-        return False
+        return wrote
     except ledger_errors.AssetNotFound:
         pass
-    investor_a, investor_b, issuer = [await _party(session, *person) for person in PEOPLE]
-    if None in (investor_a, investor_b, issuer):
-        return False
-
+    investor_a, investor_b = investors[0], investors[1]
     await ledger.create_asset(session, code="KZT", kind="money", scale=2, name="Kazakhstani tenge")
     emission = f"{settings.operator_nbk_registration_number}-000001"
     await ledger.create_asset(session, code=emission, kind="dfa", scale=0, name="Steppe Grain warehouse receipt DFA")
 
-    client_money = await ledger.open_account(session, owner_party_id=operator.id, asset_code="KZT", kind="client_money")
-    await ledger.open_account(session, owner_party_id=operator.id, asset_code="KZT", kind="own_money")
-    await ledger.open_account(session, owner_party_id=operator.id, asset_code="KZT", kind="fees")
-    cash = {
-        p.id: await ledger.open_account(session, owner_party_id=p.id, asset_code="KZT", kind="available")
-        for p in (investor_a, investor_b, issuer)
-    }
-    issued = await ledger.open_account(session, owner_party_id=issuer.id, asset_code=emission, kind="issued")
-    units = {
-        p.id: await ledger.open_account(session, owner_party_id=p.id, asset_code=emission, kind="available")
-        for p in (investor_a, investor_b, issuer)
-    }
+    async def account(owner: Party, asset: str, kind: str):
+        return await ledger.open_account(session, owner_party_id=owner.id, asset_code=asset, kind=kind, settings=settings)
+
+    client_money = await account(operator, "KZT", "client_money")
+    await account(operator, "KZT", "own_money")
+    await account(operator, "KZT", "fees")
+    cash = {p.id: await account(p, "KZT", "available") for p in (*investors, issuer)}
+    issued = await account(issuer, emission, "issued")
+    units = {p.id: await account(p, emission, "available") for p in (*investors, issuer)}
     deposits = [
         ledger.TransferSpec(demo_id(f"deposit-{p.id}"), client_money.id, cash[p.id].id, 5_000_000_00, reference="bank deposit")
         for p in (investor_a, investor_b)
@@ -80,3 +125,14 @@ async def seed(session: AsyncSession, *, settings: Settings) -> bool:
     )
     await ledger.place_hold(session, hold_id=demo_id("order-b"), account_id=cash[investor_b.id].id, amount=250_000_00)
     return True
+
+
+def print_logins(settings: Settings) -> None:
+    """Print the demo logins (development only)."""
+    _refuse_in_production(settings)
+    lines = [f"Demo logins (password for all: {DEMO_PASSWORD}):"]
+    lines += [f"  investor            {login:12} ({name})" for login, name, _ in INVESTORS]
+    lines.append(f"  issuer              {ISSUER[0]:12} ({ISSUER[1]})")
+    for login, role, secret in STAFF:
+        lines.append(f"  {role:19} {login:12} one-time codes: {pyotp.TOTP(secret).provisioning_uri(login, issuer_name=users.TOTP_ISSUER)}")
+    print("\n".join(lines), flush=True)

@@ -11,10 +11,15 @@ from dfa import demo
 from dfa.ledger import jobs as ledger_jobs
 from dfa.ledger.router import router as ledger_router
 from dfa.platform import jobs as platform_jobs
+from dfa.platform.adapters.antifraud import antifraud_centre_from_settings
+from dfa.platform.adapters.identification import identification_centre_from_settings
+from dfa.platform.audit.router import router as security_events_router
+from dfa.platform.calendar.router import router as calendar_router
 from dfa.platform.database import Database, resolve_database_url, run_migrations_async
+from dfa.platform.identity import router as identity
+from dfa.platform.identity.crypto import Keys
 from dfa.platform.jobs import run_periodically
 from dfa.platform.router import router as platform_router
-from dfa.platform.router import staff as parties_router
 from dfa.platform.settings import Settings, get_settings
 from dfa.platform.web import RequestContextMiddleware, install_error_handlers
 
@@ -35,8 +40,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = db
         if settings.demo_data:
             async with db.unit_of_work() as session:
-                if await demo.seed(session, settings=settings):
+                if await demo.seed(session, settings=settings, keys=app.state.keys):
                     log.info("demo data seeded")
+            demo.print_logins(settings)
         jobs = [
             asyncio.create_task(
                 run_periodically(
@@ -59,6 +65,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             for job in jobs:
                 with contextlib.suppress(asyncio.CancelledError):
                     await job
+            await app.state.antifraud.aclose()
+            await app.state.identification_centre.aclose()
             if database is None:
                 await db.dispose()
 
@@ -69,10 +77,18 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         "Errors are RFC 9457 problem details; mutating calls require an Idempotency-Key header.",
         lifespan=lifespan,
     )
+    if settings.demo_data and settings.environment == "production":
+        raise RuntimeError("demo data is refused in production: set DEMO_DATA=false")
     app.state.settings = settings
+    app.state.keys = Keys.load(settings)
+    app.state.antifraud = antifraud_centre_from_settings(settings)
+    app.state.identification_centre = identification_centre_from_settings(settings)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.request_body_max_bytes)
     install_error_handlers(app)
     app.include_router(platform_router)
-    app.include_router(parties_router)
+    app.include_router(identity.security)
+    app.include_router(identity.router)
+    app.include_router(security_events_router)
+    app.include_router(calendar_router)
     app.include_router(ledger_router)
     return app

@@ -7,6 +7,9 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import dfa.ledger.models  # noqa: F401  (registers the tables on the metadata)
+import dfa.platform.audit.models  # noqa: F401
+import dfa.platform.calendar.models  # noqa: F401
+import dfa.platform.identity.models  # noqa: F401
 import dfa.platform.models  # noqa: F401
 from dfa.platform.database import Base, asyncpg_url
 from dfa.platform.settings import get_settings

@@ -29,8 +29,15 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, demo_data=False, _env_file=None)
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        database_url=database_url,
+        demo_data=False,
+        data_dir=tmp_path_factory.mktemp("data"),
+        # Every test signs in from 127.0.0.1; the per-address limit has tests of its own.
+        sign_in_attempts_per_minute=100_000,
+        _env_file=None,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -60,12 +67,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server_url(settings: Settings) -> Iterator[str]:
-    """The platform served over real HTTP by uvicorn, in a thread with its own event loop."""
+def app(settings: Settings):
+    """The platform's ASGI app; tests reach its simulators through `app.state`."""
     from dfa.main import create_app
 
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def server_url(app) -> Iterator[str]:
+    """The platform served over real HTTP by uvicorn, in a thread with its own event loop."""
     port = _free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -80,9 +93,27 @@ def server_url(settings: Settings) -> Iterator[str]:
 
 
 @pytest.fixture
-def api(server_url: str) -> Iterator[httpx.Client]:
+def anonymous(server_url: str) -> Iterator[httpx.Client]:
+    """A client with no credentials."""
     with httpx.Client(base_url=server_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+async def users(server_url: str, database: Database, settings: Settings) -> "Users":
+    """One signed-in user of each role (and a second investor and issuer), shared by the session."""
+    from tests.identity import Users
+
+    created = Users(server_url)
+    await created.create_all(database, settings)
+    yield created
+    created.close()
+
+
+@pytest.fixture
+def api(users) -> httpx.Client:
+    """A client signed in as an operator administrator (session cookie and CSRF token)."""
+    return users.client("operator_admin")
 
 
 class LoopThread:

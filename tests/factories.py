@@ -8,9 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.ledger import service as ledger
 from dfa.ledger.models import Account, Asset
-from dfa.platform import service as platform
 from dfa.platform.identifiers import check_digit
-from dfa.platform.models import Party
+from dfa.platform.identity.models import Party
+from dfa.platform.identity.service import parties
+from dfa.platform.settings import Settings
+
+# Only the calendar settings (time zone) matter to the services the factories call.
+SETTINGS = Settings(_env_file=None)
 
 _serial = itertools.count(random.randrange(10**6))
 
@@ -28,8 +32,21 @@ def new_asset_code(prefix: str = "T") -> str:
     return f"{prefix}{uuid.uuid4().hex[:12].upper()}"
 
 
-async def make_party(session: AsyncSession, *, kind: str = "person", name: str = "Test Holder") -> Party:
-    return await platform.create_party(session, kind=kind, name=name, identifier=new_identifier(kind=kind), resident=True)
+async def make_party(
+    session: AsyncSession, *, kind: str = "person", name: str = "Test Holder", identified: bool = True,
+    identifier: str | None = None, resident: bool = True,
+) -> Party:
+    """A party (by default an identified adult, born 1990-01-01)."""
+    party = await parties.create_party(
+        session, kind=kind, name=name, identifier=identifier or new_identifier(kind=kind), resident=resident,
+        settings=SETTINGS,
+    )
+    if identified:
+        party = await parties.decide_kyc(
+            session, party_id=party.id, status="identified", level="full", method="in_person",
+            reason="identified for a test", actor="test", settings=SETTINGS,
+        )
+    return party
 
 
 async def make_asset(session: AsyncSession, *, kind: str = "money", code: str | None = None) -> Asset:
@@ -42,7 +59,7 @@ async def make_account(
     session: AsyncSession, *, asset: Asset, owner: Party | None = None, kind: str = "available"
 ) -> Account:
     owner = owner or await make_party(session)
-    return await ledger.open_account(session, owner_party_id=owner.id, asset_code=asset.code, kind=kind)
+    return await ledger.open_account(session, owner_party_id=owner.id, asset_code=asset.code, kind=kind, settings=SETTINGS)
 
 
 async def funded_accounts(

@@ -9,16 +9,25 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from dfa.ledger import errors, schemas, service
-from dfa.platform.access import operator_staff
+from dfa.platform.audit import service as audit
+from dfa.platform.access import ALL_ROLES, STAFF_ROLES, Principal, Role, allow
 from dfa.platform.types import ASSET_CODE_PATTERN, AccountIdPath, AfterBigint, AfterInt, AssetCodePath, Limit
-from dfa.platform.web import DatabaseDep, IdempotencyKeyHeader, SessionDep, SettingsDep, UnitOfWorkRoute
-
-router = APIRouter(
-    prefix="/v1/ledger",
-    tags=["ledger"],
-    route_class=UnitOfWorkRoute,
-    dependencies=[Depends(operator_staff)],
+from dfa.platform.web import (
+    AntiFraudCentreDep,
+    DatabaseDep,
+    IdempotencyKeyHeader,
+    SessionDep,
+    SettingsDep,
+    UnitOfWorkRoute,
 )
+
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"], route_class=UnitOfWorkRoute)
+
+# Bookings by hand are the operator administrator's; reading the books is every staff role's;
+# investors and issuers read their own accounts only.
+Admin = Annotated[Principal, Depends(allow(Role.OPERATOR_ADMIN))]
+Staff = Annotated[Principal, Depends(allow(*STAFF_ROLES))]
+Anyone = Annotated[Principal, Depends(allow(*ALL_ROLES))]
 
 AsOf = Annotated[
     datetime | None,
@@ -38,34 +47,37 @@ def _as_of(value: datetime | None) -> datetime | None:
 
 
 @router.post("/assets", status_code=status.HTTP_201_CREATED, response_model=schemas.AssetOut)
-async def create_asset(body: schemas.AssetCreate, session: SessionDep, _key: IdempotencyKeyHeader):
+async def create_asset(body: schemas.AssetCreate, _admin: Admin, session: SessionDep, _key: IdempotencyKeyHeader):
     """Create an asset: KZT, or one DFA emission (emissions are normally created by issuance)."""
     return await service.create_asset(session, code=body.code, kind=body.kind, scale=body.scale, name=body.name)
 
 
 @router.get("/assets", response_model=list[schemas.AssetOut])
 async def list_assets(
-    session: SessionDep, settings: SettingsDep, limit: Limit = None,
+    _principal: Anyone, session: SessionDep, settings: SettingsDep, limit: Limit = None,
     after: AfterInt = None,
 ):
     return await service.list_assets(session, after=after, limit=settings.page_size(limit))
 
 
 @router.get("/assets/{code}", response_model=schemas.AssetOut)
-async def get_asset(code: AssetCodePath, session: SessionDep):
+async def get_asset(code: AssetCodePath, _principal: Anyone, session: SessionDep):
     return await service.get_asset(session, code)
 
 
 @router.post("/accounts", status_code=status.HTTP_201_CREATED, response_model=schemas.AccountOut)
-async def open_account(body: schemas.AccountOpen, session: SessionDep, _key: IdempotencyKeyHeader):
+async def open_account(
+    body: schemas.AccountOpen, _admin: Admin, session: SessionDep, settings: SettingsDep, _key: IdempotencyKeyHeader
+):
     """Open an account. An `available` account opens its `held` twin, where holds wait."""
     return await service.open_account(
-        session, owner_party_id=body.owner_party_id, asset_code=body.asset, kind=body.kind
+        session, owner_party_id=body.owner_party_id, asset_code=body.asset, kind=body.kind, settings=settings
     )
 
 
 @router.get("/accounts", response_model=list[schemas.AccountOut])
 async def list_accounts(
+    principal: Anyone,
     session: SessionDep,
     settings: SettingsDep,
     owner_party_id: Annotated[uuid.UUID | None, Query(description="Only this party's accounts.")] = None,
@@ -73,16 +85,21 @@ async def list_accounts(
     after: AfterBigint = None,
     limit: Limit = None,
 ):
-    """Accounts with their balances."""
+    """Accounts with their balances (investors and issuers: their own)."""
+    own = principal.owner_filter()
+    if own is not None:
+        if owner_party_id not in (None, own):
+            return []
+        owner_party_id = own
     return await service.list_accounts(
         session, owner_party_id=owner_party_id, asset_code=asset, after=after, limit=settings.page_size(limit)
     )
 
 
 @router.get("/accounts/{account_id}", response_model=schemas.AccountOut)
-async def get_account(account_id: AccountIdPath, session: SessionDep):
+async def get_account(account_id: AccountIdPath, principal: Anyone, session: SessionDep):
     """One account with its balance."""
-    return await service.get_account(session, account_id)
+    return await service.get_account(session, account_id, visible_to=principal.owner_filter())
 
 
 def _encode_cursor(seq: int | None) -> str | None:
@@ -104,12 +121,14 @@ def _decode_cursor(cursor: str | None) -> int | None:
 @router.get("/accounts/{account_id}/entries", response_model=schemas.EntryPageOut)
 async def account_history(
     account_id: AccountIdPath,
+    principal: Anyone,
     session: SessionDep,
     settings: SettingsDep,
     cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page.")] = None,
     limit: Limit = None,
 ):
     """An account's journal, newest first, with each entry's hash-chain link."""
+    await service.get_account(session, account_id, visible_to=principal.owner_filter())
     page = await service.account_history(
         session, account_id=account_id, before_seq=_decode_cursor(cursor), limit=settings.page_size(limit)
     )
@@ -126,9 +145,20 @@ async def account_history(
     responses={200: {"description": "The same transfer was posted before; it is returned unchanged."}},
 )
 async def post_transfer(
-    body: schemas.TransferCreate, session: SessionDep, response: Response, _key: IdempotencyKeyHeader
+    body: schemas.TransferCreate,
+    admin: Admin,
+    session: SessionDep,
+    settings: SettingsDep,
+    centre: AntiFraudCentreDep,
+    response: Response,
+    _key: IdempotencyKeyHeader,
 ):
-    """Move an amount between two accounts of one asset, exactly once per transfer id."""
+    """Move an amount between two accounts of one asset, exactly once per transfer id, once both
+    owners are cleared (identified adults, not flagged by the anti-fraud centre)."""
+    await service.screen_movements(
+        session, movements=[(body.debit_account_id, body.credit_account_id, body.amount)], centre=centre,
+        actor=admin.login, settings=settings,
+    )
     posted = await service.post_transfer(session, transfer=service.TransferSpec(**body.model_dump()))
     if not posted.created:
         response.status_code = status.HTTP_200_OK
@@ -136,7 +166,7 @@ async def post_transfer(
 
 
 @router.get("/transfers/{transfer_id}", response_model=schemas.TransferOut)
-async def get_transfer(transfer_id: uuid.UUID, session: SessionDep):
+async def get_transfer(transfer_id: uuid.UUID, _staff: Staff, session: SessionDep):
     return await service.get_transfer(session, transfer_id)
 
 
@@ -158,10 +188,25 @@ def _batch_item(item) -> service.BatchItem:
     responses={200: {"description": "The same batch was applied before; its transfers are returned."}},
 )
 async def execute_batch(
-    body: schemas.BatchCreate, session: SessionDep, response: Response, _key: IdempotencyKeyHeader
+    body: schemas.BatchCreate,
+    admin: Admin,
+    session: SessionDep,
+    settings: SettingsDep,
+    centre: AntiFraudCentreDep,
+    response: Response,
+    _key: IdempotencyKeyHeader,
 ):
-    """Apply transfers and hold operations in order as one linked unit: all of them or none."""
-    result = await service.execute_batch(session, batch_id=body.id, items=[_batch_item(i) for i in body.items])
+    """Apply transfers and hold operations in order as one linked unit: all of them or none. Every
+    transfer's owners are cleared first."""
+    items = [_batch_item(i) for i in body.items]
+    movements = [
+        (i.transfer.debit_account_id, i.transfer.credit_account_id, i.transfer.amount)
+        for i in items
+        if isinstance(i, service.TransferItem)
+    ]
+    if movements:
+        await service.screen_movements(session, movements=movements, centre=centre, actor=admin.login, settings=settings)
+    result = await service.execute_batch(session, batch_id=body.id, items=items)
     if not result.created:
         response.status_code = status.HTTP_200_OK
     return schemas.BatchOut(
@@ -175,7 +220,9 @@ async def execute_batch(
     response_model=schemas.HoldOut,
     responses={200: {"description": "The same hold was placed before; it is returned."}},
 )
-async def place_hold(body: schemas.HoldCreate, session: SessionDep, response: Response, _key: IdempotencyKeyHeader):
+async def place_hold(
+    body: schemas.HoldCreate, _admin: Admin, session: SessionDep, response: Response, _key: IdempotencyKeyHeader
+):
     """Reserve an amount on a holder's available account (prefunding)."""
     hold, created = await service.place_hold(
         session,
@@ -192,15 +239,27 @@ async def place_hold(body: schemas.HoldCreate, session: SessionDep, response: Re
 
 
 @router.get("/holds/{hold_id}", response_model=schemas.HoldOut)
-async def get_hold(hold_id: uuid.UUID, session: SessionDep):
+async def get_hold(hold_id: uuid.UUID, _staff: Staff, session: SessionDep):
     return await service.get_hold(session, hold_id)
 
 
 @router.post("/holds/{hold_id}/post", status_code=status.HTTP_201_CREATED, response_model=schemas.TransferOut)
 async def post_hold(
-    hold_id: uuid.UUID, body: schemas.HoldPost, session: SessionDep, response: Response, _key: IdempotencyKeyHeader
+    hold_id: uuid.UUID,
+    body: schemas.HoldPost,
+    admin: Admin,
+    session: SessionDep,
+    settings: SettingsDep,
+    centre: AntiFraudCentreDep,
+    response: Response,
+    _key: IdempotencyKeyHeader,
 ):
-    """Deliver all or part of a pending hold to a credit account."""
+    """Deliver all or part of a pending hold to a credit account, once both owners are cleared."""
+    hold = await service.get_hold(session, hold_id)
+    await service.screen_movements(
+        session, movements=[(hold.account_id, body.credit_account_id, body.amount or hold.amount)], centre=centre,
+        actor=admin.login, settings=settings,
+    )
     posted = await service.post_hold(session, hold_id=hold_id, **body.model_dump())
     if not posted.created:
         response.status_code = status.HTTP_200_OK
@@ -209,7 +268,7 @@ async def post_hold(
 
 @router.post("/holds/{hold_id}/void", status_code=status.HTTP_201_CREATED, response_model=schemas.TransferOut)
 async def void_hold(
-    hold_id: uuid.UUID, body: schemas.HoldVoid, session: SessionDep, response: Response, _key: IdempotencyKeyHeader
+    hold_id: uuid.UUID, body: schemas.HoldVoid, _admin: Admin, session: SessionDep, response: Response, _key: IdempotencyKeyHeader
 ):
     """Release what remains of a pending hold to the holder."""
     posted = await service.void_hold(session, hold_id=hold_id, transfer_id=body.transfer_id)
@@ -219,7 +278,7 @@ async def void_hold(
 
 
 @router.get("/assets/{code}/holders", response_model=schemas.RegistryOut)
-async def holders_registry(code: AssetCodePath, session: SessionDep, as_of: AsOf = None):
+async def holders_registry(code: AssetCodePath, _staff: Staff, session: SessionDep, as_of: AsOf = None):
     """The holders registry of an asset: who holds how many units, free and encumbered (REQ-34)."""
     registry = await service.holders_registry(session, asset_code=code, as_of=_as_of(as_of))
     positions = [
@@ -241,6 +300,7 @@ async def holders_registry(code: AssetCodePath, session: SessionDep, as_of: AsOf
 )
 async def export_registry(
     code: AssetCodePath,
+    staff: Staff,
     session: SessionDep,
     database: DatabaseDep,
     format: Annotated[Literal["csv", "jsonl"], Query(description="csv (with header) or jsonl.")] = "csv",
@@ -255,6 +315,10 @@ async def export_registry(
             async for chunk in service.export_registry(export_session, asset=asset, as_of=instant, fmt=format):
                 yield chunk
 
+    await audit.record_in_own_transaction(
+        database, kind="registry.exported", actor=staff.login, subject=asset.code,
+        details={"format": format, "as_of": instant.isoformat()},
+    )
     media_type = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
     filename = f"holders-{asset.code}-{instant.strftime('%Y%m%dT%H%M%SZ')}.{format}"
     return StreamingResponse(
@@ -263,6 +327,6 @@ async def export_registry(
 
 
 @router.get("/verification", response_model=schemas.VerificationOut)
-async def verify(session: SessionDep):
+async def verify(_staff: Staff, session: SessionDep):
     """Recompute every hash chain and balance from the journal and report the first discrepancy."""
     return await service.verify(session)

@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.ledger import errors, repository
 from dfa.ledger.models import HOLDER_KINDS, Account, Asset, Hold
-from dfa.platform import service as platform
+from dfa.platform.adapters.antifraud import AntiFraudCentre
+from dfa.platform.identity.service import parties, screening
+from dfa.platform.settings import Settings
 from dfa.platform.errors import invariant
 
 # The largest amount one transfer may move: 10^17 tiyn is a thousand times Kazakhstan's money supply.
@@ -53,13 +55,15 @@ async def list_assets(session: AsyncSession, *, after: int | None, limit: int) -
 
 
 async def open_account(
-    session: AsyncSession, *, owner_party_id: uuid.UUID, asset_code: str, kind: AccountKind
+    session: AsyncSession, *, owner_party_id: uuid.UUID, asset_code: str, kind: AccountKind, settings: Settings
 ) -> Account:
     """Open an account; an `available` account comes with its `held` twin, which holds encumbrances.
+    Only an identified party (an adult, for a person) may hold accounts (REQ-14, REQ-16).
 
-    Raises PartyNotFound, AssetNotFound, AccountKindNotAllowed, AccountAlreadyExists.
+    Raises PartyNotFound, PartyNotIdentified, UnderAge, AssetNotFound, AccountKindNotAllowed,
+    AccountAlreadyExists.
     """
-    await platform.get_party(session, owner_party_id)
+    await parties.ensure_may_operate(session, owner_party_id, settings=settings)
     asset = await get_asset(session, asset_code)
     if kind in MONEY_ONLY_KINDS and asset.kind != "money":
         raise errors.AccountKindNotAllowed(f"{kind} accounts mirror bank money; {asset_code} is not money")
@@ -80,10 +84,44 @@ async def open_account(
     return created[0]
 
 
-async def get_account(session: AsyncSession, account_id: int) -> Account:
-    """Raises AccountNotFound."""
+async def screen_movements(
+    session: AsyncSession,
+    *,
+    movements: Sequence[tuple[int, int, int]],
+    centre: AntiFraudCentre,
+    actor: str,
+    settings: Settings,
+) -> None:
+    """The gate before moving money or DFAs between accounts, as (debit, credit, amount): both
+    owners identified adults, neither flagged by the anti-fraud centre (REQ-14, REQ-16, REQ-18).
+
+    Raises AccountNotFound, PartyNotIdentified, UnderAge, AntiFraudMatch, ExternalPartyUnavailable.
+    """
+    accounts = {i: await get_account(session, i) for i in {a for m in movements for a in m[:2]}}
+    assets = {a.asset_id: await repository.get_asset(session, a.asset_id) for a in accounts.values()}
+    await screening.screen_operation(
+        session,
+        operation="transfer",
+        movements=[
+            screening.Movement(
+                sender_party_id=accounts[debit].owner_party_id,
+                recipient_party_id=accounts[credit].owner_party_id,
+                asset=assets[accounts[debit].asset_id].code,
+                amount=amount,
+            )
+            for debit, credit, amount in movements
+        ],
+        centre=centre,
+        actor=actor,
+        settings=settings,
+    )
+
+
+async def get_account(session: AsyncSession, account_id: int, *, visible_to: uuid.UUID | None = None) -> Account:
+    """The account; with `visible_to`, only when that party owns it (others' accounts are "not
+    found", so their ids tell nothing). Raises AccountNotFound."""
     account = await repository.get_account(session, account_id)
-    if account is None:
+    if account is None or (visible_to is not None and account.owner_party_id != visible_to):
         raise errors.AccountNotFound(f"account {account_id} does not exist", account_id=account_id)
     return account
 

@@ -16,6 +16,10 @@ class Category(StrEnum):
     CONFLICT = "conflict"  # it clashes with the current state (a retry may succeed later)
     REFUSED = "refused"  # a business rule says no
     PRECONDITION = "precondition"  # something the request must carry is missing
+    UNAUTHENTICATED = "unauthenticated"  # no valid credentials came with the request
+    FORBIDDEN = "forbidden"  # the caller's role may not do this
+    TOO_MANY = "too_many"  # the caller must slow down
+    UNAVAILABLE = "unavailable"  # an external party needed for the answer did not answer
 
 
 class DomainError(Exception):
@@ -26,10 +30,20 @@ class DomainError(Exception):
     category: ClassVar[Category] = Category.REFUSED
     registry: ClassVar["dict[str, type[DomainError]]"] = {}
 
+    # A refusal that is itself a security event (a denial, an anti-fraud match) carries the event;
+    # the entrypoint records it in a transaction of its own, since the refused work rolls back.
+    security_event: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+
     def __init__(self, detail: str, **context: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.context = context
+
+    def with_security_event(self, kind: str, *, actor: str | None, subject: str | None = None,
+                            outcome: str = "denied", **details: Any) -> "DomainError":
+        self.security_event = {"kind": kind, "actor": actor, "subject": subject, "outcome": outcome, "details": details}
+        return self
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -67,19 +81,10 @@ class IdempotencyKeyReusedWithDifferentRequest(DomainError):
     category = Category.INVALID
 
 
-class PartyNotFound(DomainError):
-    type = "party-not-found"
-    title = "No such party"
-    category = Category.NOT_FOUND
+class ExternalPartyUnavailable(DomainError):
+    """An external party (anti-fraud centre, identification centre, bank, ...) did not answer in time
+    or answered nonsense. Operations that need its answer are refused, never waved through."""
 
-
-class PartyAlreadyExists(DomainError):
-    type = "party-already-exists"
-    title = "A party with this identification number exists"
-    category = Category.CONFLICT
-
-
-class InvalidIdentificationNumber(DomainError):
-    type = "invalid-identification-number"
-    title = "The IIN or BIN is not valid"
-    category = Category.INVALID
+    type = "external-party-unavailable"
+    title = "An external party the operation depends on is unavailable"
+    category = Category.UNAVAILABLE

@@ -1,26 +1,11 @@
-"""Tables of the platform module: parties and the idempotency store."""
+"""Tables of the platform module: the idempotency store."""
 
-import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Integer, LargeBinary, String, Text, func
+from sqlalchemy import DateTime, Integer, LargeBinary, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dfa.platform.database import Base
-
-
-class Party(Base):
-    """A person or legal entity the operator deals with (the operator itself is one too)."""
-
-    __tablename__ = "parties"
-    __table_args__ = (CheckConstraint("kind IN ('person', 'legal_entity')", name="kind"),)
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    name: Mapped[str] = mapped_column(String(300))
-    identifier: Mapped[str] = mapped_column(String(12), unique=True)
-    resident: Mapped[bool]
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class IdempotencyRecord(Base):

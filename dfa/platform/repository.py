@@ -1,36 +1,12 @@
-"""Every SQL statement of the platform module."""
+"""Every SQL statement of the idempotency store."""
 
-import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dfa.platform.models import IdempotencyRecord, Party
-
-
-async def insert_party(session: AsyncSession, *, party: dict) -> Party | None:
-    """The new party, or None when its identifier is taken."""
-    statement = pg_insert(Party).values(**party).on_conflict_do_nothing().returning(Party)
-    return (await session.execute(statement)).scalar_one_or_none()
-
-
-async def get_party(session: AsyncSession, party_id: uuid.UUID) -> Party | None:
-    return await session.get(Party, party_id)
-
-
-async def get_party_by_identifier(session: AsyncSession, identifier: str) -> Party | None:
-    return (
-        await session.execute(select(Party).where(Party.identifier == identifier))
-    ).scalar_one_or_none()
-
-
-async def list_parties(session: AsyncSession, *, after: uuid.UUID | None, limit: int) -> list[Party]:
-    statement = select(Party).order_by(Party.id).limit(limit)
-    if after is not None:
-        statement = statement.where(Party.id > after)
-    return list((await session.execute(statement)).scalars())
+from dfa.platform.models import IdempotencyRecord
 
 
 async def claim_idempotency_key(

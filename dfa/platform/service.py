@@ -1,78 +1,16 @@
-"""Platform operations: parties and the idempotency store. Flushes, never commits."""
+"""The idempotency store. Flushes, never commits."""
 
 import hashlib
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.platform import repository
-from dfa.platform.errors import (
-    IdempotencyKeyInvalid,
-    IdempotencyKeyReusedWithDifferentRequest,
-    InvalidIdentificationNumber,
-    PartyAlreadyExists,
-    PartyNotFound,
-)
-from dfa.platform.identifiers import is_valid_identification_number
-from dfa.platform.models import Party
+from dfa.platform.errors import IdempotencyKeyInvalid, IdempotencyKeyReusedWithDifferentRequest
 from dfa.platform.settings import Settings
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
-
-
-async def create_party(
-    session: AsyncSession, *, kind: str, name: str, identifier: str, resident: bool
-) -> Party:
-    """Register a person (IIN) or legal entity (BIN).
-
-    Raises InvalidIdentificationNumber, PartyAlreadyExists.
-    """
-    if not is_valid_identification_number(identifier):
-        raise InvalidIdentificationNumber(
-            f"{identifier!r} is not a valid 12-digit IIN/BIN (check digit mismatch or not digits)",
-            identifier=identifier,
-        )
-    party = await repository.insert_party(
-        session,
-        party={
-            "id": uuid.uuid4(),
-            "kind": kind,
-            "name": name,
-            "identifier": identifier,
-            "resident": resident,
-        },
-    )
-    if party is None:
-        raise PartyAlreadyExists(f"a party with identifier {identifier} exists", identifier=identifier)
-    return party
-
-
-async def get_party(session: AsyncSession, party_id: uuid.UUID) -> Party:
-    """Raises PartyNotFound."""
-    party = await repository.get_party(session, party_id)
-    if party is None:
-        raise PartyNotFound(f"party {party_id} does not exist", party_id=str(party_id))
-    return party
-
-
-async def list_parties(session: AsyncSession, *, after: uuid.UUID | None, limit: int) -> list[Party]:
-    return await repository.list_parties(session, after=after, limit=limit)
-
-
-async def ensure_operator_party(session: AsyncSession, *, settings: Settings) -> Party:
-    """The operator as a party (owner of its own, client-money and fee accounts), created once."""
-    existing = await repository.get_party_by_identifier(session, settings.operator_bin)
-    if existing is not None:
-        return existing
-    return await create_party(
-        session,
-        kind="legal_entity",
-        name=settings.operator_name,
-        identifier=settings.operator_bin,
-        resident=True,
-    )
 
 
 @dataclass(frozen=True)

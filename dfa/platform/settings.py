@@ -1,7 +1,9 @@
 """All configuration, read once from the environment (and `.env`) into one object."""
 
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, PositiveInt
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,8 +66,74 @@ class Settings(BaseSettings):
     )
 
     log_level: str = Field(default="INFO", description="Python logging level name.")
-    demo_data: bool = Field(default=True, description="Seed demo parties, assets and accounts at start.")
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="production refuses demo data and development conveniences (generated keys, printed logins).",
+    )
+    demo_data: bool = Field(default=True, description="Seed demo parties, assets, accounts and users at start.")
 
+    # Identity and access (REQ-19, REQ-54)
+    password_min_length: PositiveInt = Field(default=12, description="Shortest password accepted.")
+    sign_in_max_failures: PositiveInt = Field(
+        default=5, description="Consecutive failed sign-ins after which the user is locked out."
+    )
+    sign_in_lockout_s: PositiveInt = Field(default=900, description="How long a lockout lasts.")
+    sign_in_attempts_per_minute: PositiveInt = Field(
+        default=20, description="Sign-in attempts one client address may make per minute."
+    )
+    session_idle_timeout_s: PositiveInt = Field(
+        default=1_800, description="A cabinet session unused this long ends."
+    )
+    session_absolute_timeout_s: PositiveInt = Field(
+        default=43_200, description="A cabinet session ends this long after sign-in, used or not."
+    )
+    session_cookie_secure: bool = Field(
+        default=True, description="Send the session cookie over HTTPS only (browsers treat localhost as secure)."
+    )
+    access_token_ttl_s: PositiveInt = Field(
+        default=600, description="Lifetime of an OAuth2 client-credentials access token."
+    )
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="32-byte key (raw file) that seals secrets at rest (second-factor seeds) and keys CSRF "
+        "tokens; generated into the data directory on first start in development. Required in production.",
+    )
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM) that signs access tokens; in development it is generated "
+        "into the data directory on first start. Required in production.",
+    )
+    recovery_ttl_s: PositiveInt = Field(
+        default=900, description="How long a password-recovery grant lasts after the identity check."
+    )
+
+    # External parties (REQ-15, REQ-17, REQ-18)
+    antifraud_url: str | None = Field(
+        default=None, description="Anti-fraud centre API; without it the built-in simulator answers."
+    )
+    antifraud_watch_list: Path | None = Field(
+        default=None, description="Watch list (JSON) the anti-fraud simulator loads; the bundled demo list by default."
+    )
+    identification_centre_url: str | None = Field(
+        default=None,
+        description="Identification data exchange centre (biometrics) API; without it the simulator answers.",
+    )
+    identification_centre_registry: Path | None = Field(
+        default=None, description="Enrolled persons (JSON) the biometrics simulator loads; the bundled demo set by default."
+    )
+    external_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of one call to an external party."
+    )
+
+    # Calendar
+    timezone: str = Field(default="Asia/Almaty", description="Time zone of business dates and deadlines.")
+    business_day_closes_at: time = Field(
+        default=time(18, 0), description="Local time at which a business day's deadlines fall."
+    )
+
+    backup_dir: Path | None = Field(
+        default=None, description="Where `dfa backup` writes dumps; data_dir/backups by default."
+    )
 
     def page_size(self, requested: int | None) -> int:
         """The page size to serve: what was asked for, within the configured maximum."""

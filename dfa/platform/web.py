@@ -16,9 +16,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dfa.platform import service
+from dfa.platform.audit import service as audit
 from dfa.platform.database import Database
 from dfa.platform.errors import Category, DomainError, IdempotencyKeyMissing
-from dfa.platform.logs import request_id_var
+from dfa.platform.identity.crypto import Keys
+from dfa.platform.identity.guard import authenticate
+from dfa.platform.adapters.antifraud import AntiFraudCentre
+from dfa.platform.adapters.identification import IdentificationCentre
+from dfa.platform.logs import client_address_var, request_id_var
 from dfa.platform.settings import Settings
 
 log = logging.getLogger("dfa.http")
@@ -31,10 +36,14 @@ STATUS_OF_CATEGORY = {
     Category.CONFLICT: 409,
     Category.REFUSED: 422,
     Category.PRECONDITION: 428,
+    Category.UNAUTHENTICATED: 401,
+    Category.FORBIDDEN: 403,
+    Category.TOO_MANY: 429,
+    Category.UNAVAILABLE: 503,
 }
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
-# Until identity and access exist every caller is one anonymous principal; idempotency keys are
-# scoped per principal so one client can never replay another's response.
+# Idempotency keys are scoped per principal, so one caller can never replay another's response;
+# callers of public routes (sign-up, sign-in) share the anonymous scope.
 ANONYMOUS_PRINCIPAL = "anonymous"
 
 
@@ -74,7 +83,7 @@ def problem(
 async def domain_error_handler(request: Request, error: DomainError) -> JSONResponse:
     status = STATUS_OF_CATEGORY[error.category]
     log.info("refused", extra={"problem": error.type, "status": status})
-    return problem(
+    response = problem(
         status,
         slug=error.type,
         title=error.title,
@@ -82,6 +91,8 @@ async def domain_error_handler(request: Request, error: DomainError) -> JSONResp
         request=request,
         **({"context": error.context} if error.context else {}),
     )
+    response.headers.update(error.headers or {})
+    return response
 
 
 def _field_path(location: tuple[Any, ...]) -> str:
@@ -148,6 +159,8 @@ class RequestContextMiddleware:
         offered = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        client = scope.get("client")
+        address_token = client_address_var.set(client[0] if client else None)
         started = time.perf_counter()
         status_holder = {"status": 500}
 
@@ -163,6 +176,7 @@ class RequestContextMiddleware:
             response.headers["X-Request-ID"] = request_id
             await response(scope, receive, send)
             request_id_var.reset(token)
+            client_address_var.reset(address_token)
             return
 
         received = 0
@@ -195,6 +209,7 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+            client_address_var.reset(address_token)
 
 
 def get_database(request: Request) -> Database:
@@ -210,7 +225,17 @@ def get_session(request: Request) -> AsyncSession:
     return request.state.session
 
 
+def _app_state(name: str) -> Callable[[Request], Any]:
+    def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return get
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+KeysDep = Annotated[Keys, Depends(_app_state("keys"))]
+AntiFraudCentreDep = Annotated[AntiFraudCentre, Depends(_app_state("antifraud"))]
+IdentificationCentreDep = Annotated[IdentificationCentre, Depends(_app_state("identification_centre"))]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
 IdempotencyKeyHeader = Annotated[
@@ -227,10 +252,13 @@ IdempotencyKeyHeader = Annotated[
 class UnitOfWorkRoute(APIRoute):
     """Runs each request in one database transaction, committed before the response leaves.
 
-    Mutating requests must carry an Idempotency-Key: the key is claimed in the same transaction as
-    the command, the response is stored with it, and a replay returns the stored response. A refusal
-    rolls everything back (the key included), so a corrected retry may reuse the key.
+    Mutating requests must carry an Idempotency-Key: the key is claimed, per caller, in the same
+    transaction as the command, the response is stored with it, and a replay returns the stored
+    response. A refusal rolls everything back (the key included), so a corrected retry may reuse the
+    key; a refusal that is a security event (a denial, an anti-fraud match) is recorded on its own.
     """
+
+    idempotent = True
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -255,8 +283,11 @@ class UnitOfWorkRoute(APIRoute):
                 body=await request.body(),
             )
             async with database.unit_of_work() as session:
+                request.state.session = session
+                caller = await authenticate(request)
+                scope = caller.key if caller is not None else ANONYMOUS_PRINCIPAL
                 stored = await service.claim_idempotency_key(
-                    session, principal=ANONYMOUS_PRINCIPAL, key=key, request_hash=fingerprint
+                    session, principal=scope, key=key, request_hash=fingerprint
                 )
                 if stored is not None:
                     return Response(
@@ -265,13 +296,12 @@ class UnitOfWorkRoute(APIRoute):
                         media_type=stored.content_type,
                         headers={"Idempotent-Replayed": "true"},
                     )
-                request.state.session = session
                 response = await handler(request)
                 if not 200 <= response.status_code < 300:
                     raise _RollBack(response)
                 await service.store_response(
                     session,
-                    principal=ANONYMOUS_PRINCIPAL,
+                    principal=scope,
                     key=key,
                     response=service.StoredResponse(
                         response.status_code,
@@ -286,6 +316,36 @@ class UnitOfWorkRoute(APIRoute):
                 return await run_in_unit_of_work(request)
             except _RollBack as rolled_back:
                 return rolled_back.response
+            except DomainError as refusal:
+                if refusal.security_event is not None:
+                    await audit.record_in_own_transaction(request.app.state.database, **refusal.security_event)
+                raise
+
+        return handle
+
+
+class SecurityRoute(UnitOfWorkRoute):
+    """For sign-in, recovery, identity checks and tokens: no Idempotency-Key (each attempt is its own
+    event), and the transaction commits even when the request is refused, so failure counts,
+    lockouts, recorded biometric checks and their security events stay."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = APIRoute.get_route_handler(self)
+
+        async def handle(request: Request) -> Response:
+            database: Database = request.app.state.database
+            refusal: DomainError | None = None
+            async with database.unit_of_work() as session:
+                request.state.session = session
+                try:
+                    response = await handler(request)
+                except DomainError as error:
+                    refusal = error
+            if refusal is not None:
+                if refusal.security_event is not None:
+                    await audit.record_in_own_transaction(database, **refusal.security_event)
+                raise refusal
+            return response
 
         return handle
 

@@ -23,10 +23,19 @@ def created(response: httpx.Response) -> dict:
     return response.json()
 
 
+def identified_party(api: httpx.Client, compliance: httpx.Client, kind: str) -> dict:
+    """A party registered by an administrator and identified in person by a compliance officer."""
+    party = created(post(api, "/v1/parties", {"kind": kind, "name": "API Holder", "identifier": new_identifier(kind=kind), "resident": True}))
+    decision = {"status": "identified", "level": "full", "method": "in_person", "reason": "documents seen"}
+    response = post(compliance, f"/v1/parties/{party['id']}/kyc-decisions", decision)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 @pytest.fixture
-def world(api):
+def world(api, users):
     """Committed through the API: a money asset, a bank mirror and two funded holders, and an emission."""
-    party = lambda kind: created(post(api, "/v1/parties", {"kind": kind, "name": "API Holder", "identifier": new_identifier(kind=kind), "resident": True}))
+    party = lambda kind: identified_party(api, users.client("compliance_officer"), kind)
     operator, alice, bob = party("legal_entity"), party("person"), party("person")
     money = created(post(api, "/v1/ledger/assets", {"code": new_asset_code("M"), "kind": "money", "scale": 2, "name": "money"}))
     units = created(post(api, "/v1/ledger/assets", {"code": new_asset_code("D"), "kind": "dfa", "scale": 0, "name": "units"}))

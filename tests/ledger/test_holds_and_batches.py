@@ -6,7 +6,7 @@ from sqlalchemy import text
 from dfa.ledger import errors
 from dfa.ledger import service as ledger
 from dfa.ledger.service import PlaceHoldItem, PostHoldItem, TransferItem, TransferSpec, VoidHoldItem
-from tests.factories import funded_accounts, make_asset
+from tests.factories import SETTINGS, funded_accounts, make_asset
 from tests.ledger.helpers import assert_ledger_verifies, balance, count, refused
 
 
@@ -140,8 +140,8 @@ async def test_dvp_batch_exchanges_money_for_units_against_prefunded_holds(sessi
     kzt, _, (buyer_cash, seller_cash) = await funded_accounts(session, count=2, amount=10_000)
     emission = await make_asset(session, kind="dfa")
     _, issued, _ = await funded_accounts(session, count=0, amount=0, asset=emission)
-    seller_units = await ledger.open_account(session, owner_party_id=seller_cash.owner_party_id, asset_code=emission.code, kind="available")
-    buyer_units = await ledger.open_account(session, owner_party_id=buyer_cash.owner_party_id, asset_code=emission.code, kind="available")
+    seller_units = await ledger.open_account(session, owner_party_id=seller_cash.owner_party_id, asset_code=emission.code, kind="available", settings=SETTINGS)
+    buyer_units = await ledger.open_account(session, owner_party_id=buyer_cash.owner_party_id, asset_code=emission.code, kind="available", settings=SETTINGS)
     await ledger.post_transfer(session, transfer=TransferSpec(uuid.uuid4(), issued.id, seller_units.id, 50))
     money_hold, units_hold = uuid.uuid4(), uuid.uuid4()
     await ledger.place_hold(session, hold_id=money_hold, account_id=buyer_cash.id, amount=5_000)

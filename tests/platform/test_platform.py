@@ -17,6 +17,7 @@ from sqlalchemy import text
 from dfa import demo
 from dfa.ledger import service as ledger
 from dfa.platform.database import Base
+from dfa.platform.identity.crypto import Keys
 from dfa.platform.identifiers import is_valid_identification_number
 from dfa.platform.logs import JsonFormatter, request_id_var
 from tests.factories import new_asset_code, new_identifier
@@ -58,7 +59,7 @@ def test_concurrent_requests_with_one_idempotency_key_execute_once(api, server_u
     responses: list[httpx.Response] = []
 
     def send() -> None:
-        with httpx.Client(base_url=server_url, timeout=30) as client:
+        with httpx.Client(base_url=server_url, timeout=30, headers=api.headers) as client:
             responses.append(client.post("/v1/parties", json=body, headers={"Idempotency-Key": key}))
 
     threads = [threading.Thread(target=send) for _ in range(4)]
@@ -125,10 +126,10 @@ async def test_demo_data_seeds_once_and_its_ledger_verifies(session, settings):
     # Seeding checks for KZT first; in this shared test database KZT may exist, so rename it away
     # inside the rolled-back transaction.
     await session.execute(text("UPDATE ledger_assets SET code = code || '-X' WHERE code = 'KZT'"))
-    await session.execute(text("DELETE FROM parties WHERE identifier IN ('900101300007', '850202400000', '190840000005')"))
+    keys = Keys.load(settings)
 
-    assert await demo.seed(session, settings=demo_settings) is True
-    assert await demo.seed(session, settings=demo_settings) is False
+    assert await demo.seed(session, settings=demo_settings, keys=keys) is True
+    assert await demo.seed(session, settings=demo_settings, keys=keys) is False
     registry = await ledger.holders_registry(session, asset_code=f"{demo_settings.operator_nbk_registration_number}-000001")
     assert sum(p.available_units + p.held_units for p in registry.positions) == 10_000
     assert (await ledger.verify(session)).ok

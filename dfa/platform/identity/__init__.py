@@ -1,0 +1,1 @@
+"""Parties, KYC, users, sign-in, credentials."""

@@ -1,0 +1,1 @@
+"""Identity and access operations. They flush, never commit."""
