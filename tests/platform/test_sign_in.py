@@ -283,3 +283,38 @@ def test_unauthenticated_calls_get_401_with_a_challenge(anonymous):
     expired_cookie = anonymous.get("/v1/me", headers={"Cookie": f"{SESSION_COOKIE}=forged"})
     assert expired_cookie.status_code == 401
 
+
+
+async def test_ended_sessions_spent_grants_and_old_rate_windows_are_purged(session, settings):
+    from datetime import UTC, datetime, timedelta
+
+    from dfa.platform.identity import repository
+    from dfa.platform.identity.service import users as user_service
+
+    login, user_id, *_ = await create_user_in(session, settings)
+    long_ago = datetime.now(UTC) - timedelta(days=3)
+    await repository.insert_session(session, row={
+        "token_hash": uuid.uuid4().bytes * 2, "id": uuid.uuid4(), "user_id": user_id, "created_at": long_ago,
+        "last_seen_at": long_ago, "expires_at": long_ago + timedelta(hours=12),
+    })
+    await repository.count_attempt(session, bucket=f"old:{login}", window_start=long_ago)
+    assert await user_service.purge_expired(session, settings=settings) >= 2
+
+
+async def create_user_in(session, settings):
+    from dfa.platform.identity.service import users as user_service
+
+    login = f"purge-{uuid.uuid4().hex[:8]}"
+    user = await user_service.create_user(session, login=login, password=PASSWORD, roles=["auditor"], party_id=None,
+                                          actor="test", settings=settings)
+    return login, user.id
+
+
+def test_an_api_key_cannot_mint_or_rotate_credentials(users, anonymous):
+    issuer = users.client("issuer")
+    issued = issuer.post("/v1/credentials", json={"kind": "api_key", "label": "leaky"}).json()
+    as_key = {"X-API-Key": issued["secret"]}
+    minted = anonymous.post("/v1/credentials", json={"kind": "api_key", "label": "successor"}, headers=as_key)
+    rotated = anonymous.post(f"/v1/credentials/{issued['credential']['id']}/rotation", headers=as_key)
+    assert minted.status_code == rotated.status_code == 403
+    assert anonymous.get("/v1/me", headers=as_key).status_code == 200  # the key itself still works

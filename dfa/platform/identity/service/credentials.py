@@ -17,7 +17,7 @@ from dfa.platform.access import Principal, Role
 from dfa.platform.audit import service as audit
 from dfa.platform.identity import crypto, repository
 from dfa.platform.identity.crypto import Keys
-from dfa.platform.identity.errors import CredentialNotFound, InvalidClient, InvalidUser
+from dfa.platform.identity.errors import CredentialNotFound, Forbidden, InvalidClient, InvalidUser
 from dfa.platform.identity.models import ApiCredential
 from dfa.platform.identity.service.users import limit_rate, principal_of
 from dfa.platform.settings import Settings
@@ -38,6 +38,12 @@ class IssuedCredential:
         return f"IssuedCredential(credential={self.credential.id}, secret=<hidden>)"
 
 
+def _require_person(principal: Principal) -> None:
+    # A leaked key must not be able to mint a successor that outlives its revocation.
+    if principal.credential != "session":
+        raise Forbidden("API credentials are managed by a signed-in person, not with an API key or access token")
+
+
 def _presented_secret(credential: ApiCredential, secret: str) -> str:
     return f"{credential.client_id}{API_KEY_SEPARATOR}{secret}" if credential.kind == "api_key" else secret
 
@@ -45,7 +51,9 @@ def _presented_secret(credential: ApiCredential, secret: str) -> str:
 async def issue(
     session: AsyncSession, *, owner: Principal, kind: str, label: str, expires_at: datetime | None
 ) -> IssuedCredential:
-    """A new credential for the owner's systems. Raises InvalidUser unless the owner is an issuer."""
+    """A new credential for the owner's systems. Raises Forbidden, InvalidUser unless the owner is an
+    issuer signed in in person."""
+    _require_person(owner)
     if Role.ISSUER not in owner.roles:
         raise InvalidUser("API credentials are issued to issuers' users")
     secret = crypto.new_token()
@@ -77,7 +85,8 @@ async def list_credentials(session: AsyncSession, *, principal: Principal, limit
 
 
 async def rotate(session: AsyncSession, *, credential_id: uuid.UUID, principal: Principal) -> IssuedCredential:
-    """Replace the secret; the old one stops working now. Raises CredentialNotFound, InvalidClient."""
+    """Replace the secret; the old one stops working now. Raises Forbidden, CredentialNotFound, InvalidClient."""
+    _require_person(principal)
     credential = await _owned(session, credential_id, principal=principal)
     if credential.revoked_at is not None:
         raise InvalidClient("a revoked credential cannot be rotated; issue a new one")
