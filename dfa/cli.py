@@ -1,4 +1,4 @@
-"""The `dfa` command: serve, migrate, verify the ledger, expire holds."""
+"""The `dfa` command: serve, migrate, verify the ledger and the security-event log, expire holds, back up and restore."""
 
 import argparse
 import asyncio

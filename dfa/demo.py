@@ -134,5 +134,5 @@ def print_logins(settings: Settings) -> None:
     lines += [f"  investor            {login:12} ({name})" for login, name, _ in INVESTORS]
     lines.append(f"  issuer              {ISSUER[0]:12} ({ISSUER[1]})")
     for login, role, secret in STAFF:
-        lines.append(f"  {role:19} {login:12} one-time codes: {pyotp.TOTP(secret).provisioning_uri(login, issuer_name=users.TOTP_ISSUER)}")
+        lines.append(f"  {role:19} {login:12} one-time codes: {pyotp.TOTP(secret).provisioning_uri(name=login, issuer_name=users.TOTP_ISSUER)}")
     print("\n".join(lines), flush=True)

@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             await run_migrations_async(url)
             db = Database.from_url(url, settings)
         app.state.database = db
+        await platform_jobs.record_configuration(db, settings)
         if settings.demo_data:
             async with db.unit_of_work() as session:
                 if await demo.seed(session, settings=settings, keys=app.state.keys):
@@ -51,9 +52,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             ),
             asyncio.create_task(
                 run_periodically(
-                    "purge-idempotency-records",
+                    "purge-expired-records",
                     settings.idempotency_purge_interval_s,
-                    lambda: platform_jobs.purge_idempotency_records_once(db, settings),
+                    lambda: platform_jobs.purge_expired_records_once(db, settings),
                 )
             ),
         ]

@@ -51,10 +51,6 @@ class Principal:
     def is_staff(self) -> bool:
         return bool(self.roles & STAFF_ROLES)
 
-    def sees_everything(self) -> bool:
-        """Staff see every party's objects; everyone else only their own party's."""
-        return self.is_staff
-
     def owner_filter(self) -> uuid.UUID | None:
         """The party whose objects this caller may see, or None for all (staff)."""
         return None if self.is_staff else self.party_id

@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,7 +55,8 @@ class Settings(BaseSettings):
         default=72, description="How long a stored idempotent response can be replayed."
     )
     idempotency_purge_interval_s: PositiveInt = Field(
-        default=3_600, description="Seconds between purges of expired idempotency records."
+        default=3_600,
+        description="Seconds between purges of expired records: idempotent responses, sessions, grants, rate windows.",
     )
     hold_expiry_sweep_limit: PositiveInt = Field(
         default=1_000, description="Most expired holds voided by one sweep."
@@ -111,12 +112,18 @@ class Settings(BaseSettings):
     antifraud_url: str | None = Field(
         default=None, description="Anti-fraud centre API; without it the built-in simulator answers."
     )
+    antifraud_token: SecretStr | None = Field(
+        default=None, description="Bearer token the anti-fraud centre issued to the operator (REQ-17)."
+    )
     antifraud_watch_list: Path | None = Field(
         default=None, description="Watch list (JSON) the anti-fraud simulator loads; the bundled demo list by default."
     )
     identification_centre_url: str | None = Field(
         default=None,
         description="Identification data exchange centre (biometrics) API; without it the simulator answers.",
+    )
+    identification_centre_token: SecretStr | None = Field(
+        default=None, description="Bearer token the identification data exchange centre issued to the operator."
     )
     identification_centre_registry: Path | None = Field(
         default=None, description="Enrolled persons (JSON) the biometrics simulator loads; the bundled demo set by default."
@@ -134,6 +141,15 @@ class Settings(BaseSettings):
     backup_dir: Path | None = Field(
         default=None, description="Where `dfa backup` writes dumps; data_dir/backups by default."
     )
+
+    def public_view(self) -> dict[str, str]:
+        """Every setting as text, with the database password hidden: what may be logged and recorded."""
+        from sqlalchemy import make_url
+
+        values = self.model_dump(mode="json")
+        if self.database_url:
+            values["database_url"] = make_url(self.database_url).render_as_string(hide_password=True)
+        return {name: str(value) for name, value in sorted(values.items())}
 
     def page_size(self, requested: int | None) -> int:
         """The page size to serve: what was asked for, within the configured maximum."""

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import make_url, text
 
 from dfa.ledger import service as ledger
+from dfa.platform.audit import service as audit
 from dfa.ledger.service import TransferSpec
 from dfa.platform import backup as backups
 from dfa.platform.database import Database
@@ -87,6 +88,17 @@ async def _ledger_state(url: str, settings: Settings):
     return accounts, verification
 
 
+async def _security_log(url: str, settings: Settings) -> tuple[tuple[int, bytes], bool]:
+    """The security-event log's head (last event number and hash) and whether its chain verifies."""
+    database = Database.from_url(url, settings)
+    try:
+        async with database.read() as session:
+            head = (await session.execute(text("SELECT seq, hash FROM security_event_head"))).one()
+            return (head[0], head[1]), (await audit.verify(session)).ok
+    finally:
+        await database.dispose()
+
+
 async def _tables(url: str, settings: Settings) -> set[str]:
     database = Database.from_url(url, settings)
     try:
@@ -105,6 +117,7 @@ class Backup:
     expected_balances: dict[int, int]  # the accounts this module committed
     source_accounts: dict[int, tuple]  # every account of the source at the time of the backup
     source_verification: ledger.Verification
+    source_security_log: tuple[int, bytes]
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +125,12 @@ async def dump(database: Database, database_url: str, settings: Settings, tmp_pa
     """One backup of the test database holding committed ledger data, shared by the module's tests."""
     expected = await _committed_ledger(database)
     accounts, verification = await _ledger_state(database_url, settings)
+    security_log, _ = await _security_log(database_url, settings)
     path = await asyncio.to_thread(backups.backup, database_url, tmp_path_factory.mktemp("backups"))
     # Versions only grow, so an unchanged state on both sides is the state the dump's snapshot saw.
     assert (await _ledger_state(database_url, settings))[0] == accounts, "the ledger changed during the backup"
-    return Backup(path, expected, accounts, verification)
+    assert (await _security_log(database_url, settings))[0] == security_log, "events were logged during the backup"
+    return Backup(path, expected, accounts, verification, security_log)
 
 
 def _balances(accounts: dict[int, tuple], of: dict[int, int]) -> dict[int, int]:
@@ -137,6 +152,8 @@ async def test_a_restored_backup_has_the_same_balances_and_hash_chain_heads(dump
         dump.source_verification.transfers,
         dump.source_verification.accounts,
     )
+    security_log, chain_ok = await _security_log(fresh_database, settings)
+    assert security_log == dump.source_security_log and chain_ok
 
 
 async def test_a_backup_is_written_with_a_manifest_readable_by_its_owner_only(dump):

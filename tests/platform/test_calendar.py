@@ -1,6 +1,7 @@
 """The business-day calendar of Kazakhstan: statute, weekends, the operator's overrides, deadlines."""
 
 import contextlib
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -468,3 +469,23 @@ def test_an_instant_belongs_to_the_first_business_day_whose_close_is_after_it(in
     while not business.is_business_day(previous):
         previous -= timedelta(days=1)
     assert business.close_of(previous) <= instant
+
+
+def test_an_administrator_transfers_a_day_over_http_and_everyone_sees_it(users):
+    """A government day transfer entered by an operator administrator changes the business days
+    every role sees, and the change is a security event."""
+    admin, investor, auditor = users.client("operator_admin"), users.client("investor"), users.client("auditor")
+    saturday = date(2099, 6, 6)
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+
+    set_response = admin.put(f"/v1/calendar/days/{saturday}", json={"kind": "working", "reason": "decree 123"}, headers=headers)
+    assert set_response.status_code == 200, set_response.text
+    [day] = investor.get("/v1/calendar/days", params={"from": str(saturday), "to": str(saturday)}).json()
+    assert day["is_business_day"] and day["override"]["changed_by"] == users["operator_admin"].login
+    assert investor.put(f"/v1/calendar/days/{saturday}", json={"kind": "day_off", "reason": "x"}, headers={"Idempotency-Key": str(uuid.uuid4())}).status_code == 403
+
+    assert admin.delete(f"/v1/calendar/days/{saturday}", headers={"Idempotency-Key": str(uuid.uuid4())}).status_code == 204
+    [day] = investor.get("/v1/calendar/days", params={"from": str(saturday), "to": str(saturday)}).json()
+    assert not day["is_business_day"] and day["override"] is None
+    kinds = [e["kind"] for e in auditor.get("/v1/security-events", params={"kind": "calendar.", "subject": str(saturday)}).json()]
+    assert kinds == ["calendar.day_cleared", "calendar.day_set"]

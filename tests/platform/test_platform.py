@@ -167,3 +167,12 @@ async def test_idempotency_records_past_retention_are_purged(session, settings):
 @pytest.mark.parametrize("slug", ["validation-error", "insufficient-funds", "idempotency-key-reused"])
 def test_every_problem_type_is_documented(api, slug):
     assert api.get(f"/problems/{slug}").json()["type"] == f"/problems/{slug}"
+
+
+def test_demo_logins_are_printed_in_development_and_refused_in_production(settings, capsys):
+    demo.print_logins(settings)
+    printed = capsys.readouterr().out
+    assert all(login in printed for login in ("aigerim", "steppe-grain", "compliance", "admin", "auditor"))
+    assert "otpauth://totp/" in printed
+    with pytest.raises(RuntimeError, match="production"):
+        demo.print_logins(settings.model_copy(update={"environment": "production"}))

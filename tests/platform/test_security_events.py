@@ -105,3 +105,19 @@ def test_auditors_search_the_log_over_http_and_investors_may_not(users):
     assert found.json() and all(e["actor"] == users["investor"].login for e in found.json())
     assert auditor.get("/v1/security-events/verification").json()["ok"] is True
     assert investor.get("/v1/security-events").status_code == 403
+
+
+async def test_a_configuration_change_is_recorded_once_naming_what_changed(session, settings):
+    await audit.record_configuration(session, configuration=settings.public_view())
+    assert await audit.record_configuration(session, configuration=settings.public_view()) is False
+
+    changed = settings.model_copy(update={"sign_in_max_failures": 3})
+    assert await audit.record_configuration(session, configuration=changed.public_view()) is True
+    [event] = await audit.search(session, kind="configuration.applied", limit=1)
+    assert event.details["changed"] == ["sign_in_max_failures"]
+    assert dict(event.details["settings"])["sign_in_max_failures"] == "3"
+
+
+def test_the_recorded_configuration_hides_the_database_password(settings):
+    view = settings.model_copy(update={"database_url": "postgresql://dfa:s3cret-pass@db:5432/dfa"}).public_view()
+    assert "s3cret-pass" not in str(view) and view["database_url"].startswith("postgresql://dfa:***@db")

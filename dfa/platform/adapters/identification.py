@@ -350,7 +350,8 @@ def identification_centre_from_settings(settings: Settings) -> IdentificationCen
     vouch for faces the real one never saw (REQ-15).
     """
     if settings.identification_centre_url:
-        return HttpIdentificationCentre(settings.identification_centre_url, timeout_s=settings.external_timeout_s)
+        token = settings.identification_centre_token.get_secret_value() if settings.identification_centre_token else None
+        return HttpIdentificationCentre(settings.identification_centre_url, timeout_s=settings.external_timeout_s, token=token)
     if settings.environment == "production":
         raise ValueError(
             "identification_centre_url is required in production; the identification simulator is for development"

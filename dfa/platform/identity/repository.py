@@ -1,7 +1,7 @@
 """Every SQL statement of identity and access."""
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -222,3 +222,14 @@ async def count_attempt(session: AsyncSession, *, bucket: str, window_start: dat
 
 async def delete_rate_counters_before(session: AsyncSession, *, cutoff: datetime) -> int:
     return (await session.execute(delete(RateCounter).where(RateCounter.window_start < cutoff))).rowcount
+
+
+async def delete_spent(session: AsyncSession, *, now: datetime, sessions_before: datetime, idle: timedelta) -> int:
+    """Delete sessions that ended (expired, revoked or idled out) before `sessions_before`, and grants
+    used or expired."""
+    ended = delete(UserSession).where(
+        (UserSession.expires_at < sessions_before) | (UserSession.revoked_at < sessions_before)
+        | (UserSession.last_seen_at < sessions_before - idle)
+    )
+    spent = delete(Grant).where((Grant.expires_at < now) | Grant.used_at.is_not(None))
+    return (await session.execute(ended)).rowcount + (await session.execute(spent)).rowcount

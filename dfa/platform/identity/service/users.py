@@ -331,6 +331,17 @@ async def touch_session(session: AsyncSession, *, session_id: uuid.UUID) -> None
     await repository.touch_session(session, session_id, now=_now())
 
 
+async def purge_expired(session: AsyncSession, *, settings: Settings) -> int:
+    """Delete sessions ended for a day, spent grants, and rate-limit windows older than an hour."""
+    now = _now()
+    ended = await repository.delete_spent(
+        session, now=now, sessions_before=now - timedelta(days=1), idle=timedelta(seconds=settings.session_idle_timeout_s)
+    )
+    return ended + (
+        await repository.delete_rate_counters_before(session, cutoff=now - timedelta(hours=1))
+    )
+
+
 async def sign_out(session: AsyncSession, *, principal: Principal) -> None:
     await repository.revoke_sessions(session, user_id=principal.user_id, now=_now(), only_id=principal.session_id)
     await audit.record(session, kind="sign_out", actor=principal.login, subject=principal.login)
