@@ -5,12 +5,14 @@ import socket
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.platform.database import Database, run_migrations, start_embedded_postgres
@@ -45,6 +47,26 @@ async def database(database_url: str, settings: Settings) -> AsyncIterator[Datab
     db = Database.from_url(database_url, settings)
     yield db
     await db.dispose()
+
+
+def url_of(database_url: str, name: str) -> str:
+    """The URL of database `name` on the server of `database_url`."""
+    return make_url(database_url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+async def fresh_database(database: Database, database_url: str) -> AsyncIterator[str]:
+    """The URL of a new, empty database on the test server; dropped at the end."""
+    name = f"dfa_fresh_{uuid.uuid4().hex[:12]}"
+    async with database.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url_of(database_url, name)
+    finally:
+        async with database.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture

@@ -97,15 +97,15 @@ def resolve_database_url(settings: Settings) -> str:
     return start_embedded_postgres(settings.data_dir)
 
 
-def run_migrations(url: str) -> None:
-    """Bring the schema to the newest revision (Alembic); safe to run at every start."""
+def run_migrations(url: str, revision: str = "head") -> None:
+    """Bring the schema to `revision`, the newest by default (Alembic); safe to run at every start."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["database_url"] = asyncpg_url(url)
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 async def run_migrations_async(url: str) -> None:

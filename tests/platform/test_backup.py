@@ -20,28 +20,10 @@ from dfa.ledger.service import TransferSpec
 from dfa.platform import backup as backups
 from dfa.platform.database import Database
 from dfa.platform.settings import Settings
+from tests.conftest import url_of
 from tests.factories import funded_accounts, make_asset
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _url_of(database_url: str, name: str) -> str:
-    return make_url(database_url).set(database=name).render_as_string(hide_password=False)
-
-
-@pytest.fixture
-async def fresh_database(database: Database, database_url: str) -> AsyncIterator[str]:
-    """The URL of a new, empty database on the test server; dropped at the end."""
-    name = f"dfa_restore_{uuid.uuid4().hex[:12]}"
-    async with database.engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield _url_of(database_url, name)
-    finally:
-        async with database.engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 async def _committed_ledger(database: Database) -> dict[int, int]:

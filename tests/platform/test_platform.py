@@ -1,3 +1,4 @@
+import asyncio
 import json
 import logging
 import os
@@ -6,6 +7,7 @@ import sys
 import tempfile
 import threading
 import uuid
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -16,7 +18,7 @@ from sqlalchemy import text
 
 from dfa import demo
 from dfa.ledger import service as ledger
-from dfa.platform.database import Base
+from dfa.platform.database import Base, Database, run_migrations
 from dfa.platform.identity.crypto import Keys
 from dfa.platform.identifiers import is_valid_identification_number
 from dfa.platform.logs import JsonFormatter, request_id_var
@@ -176,3 +178,29 @@ def test_demo_logins_are_printed_in_development_and_refused_in_production(settin
     assert "otpauth://totp/" in printed
     with pytest.raises(RuntimeError, match="production"):
         demo.print_logins(settings.model_copy(update={"environment": "production"}))
+
+
+async def test_upgrading_a_ledger_era_database_keeps_its_parties_operating(fresh_database, settings):
+    """Parties registered before identification was tracked keep working: a person's birth date and
+    sex come from the IIN, and everyone is recorded as identified in person (REQ-14, REQ-16)."""
+    await asyncio.to_thread(run_migrations, fresh_database, "0001")
+    old = Database.from_url(fresh_database, settings)
+    try:
+        async with old.unit_of_work() as session:
+            await session.execute(text(
+                "INSERT INTO parties (id, kind, name, identifier, resident) VALUES "
+                "(gen_random_uuid(), 'person', 'Old Holder', '900101300007', true), "
+                "(gen_random_uuid(), 'legal_entity', 'Old Issuer', '190840000005', true)"
+            ))
+        await asyncio.to_thread(run_migrations, fresh_database)
+        async with old.read() as session:
+            rows = (await session.execute(text(
+                "SELECT p.identifier, p.birth_date, p.sex, p.kyc_status, k.method FROM parties p "
+                "JOIN kyc_events k ON k.party_id = p.id ORDER BY p.identifier"
+            ))).all()
+    finally:
+        await old.dispose()
+    assert [tuple(r) for r in rows] == [
+        ("190840000005", None, None, "identified", "in_person"),
+        ("900101300007", date(1990, 1, 1), "male", "identified", "in_person"),
+    ]

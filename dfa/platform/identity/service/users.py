@@ -355,7 +355,9 @@ async def change_password(
     Raises SignInFailed (wrong current password, counted like a failed sign-in), PasswordPolicyViolation.
     """
     user = await repository.get_user(session, principal.user_id, for_update=True)
-    if user is None or not crypto.verify_password(user.password_hash, current_password):
+    if user is None:
+        raise UserNotFound(f"user {principal.user_id} does not exist")
+    if not crypto.verify_password(user.password_hash, current_password):
         raise await _fail(session, user, reason="wrong_current_password", settings=settings)
     check_password_policy(new_password, login=user.login, settings=settings)
     if crypto.verify_password(user.password_hash, new_password):
