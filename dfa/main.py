@@ -18,6 +18,7 @@ from dfa.platform.calendar.router import router as calendar_router
 from dfa.platform.database import Database, resolve_database_url, run_migrations_async
 from dfa.platform.identity import router as identity
 from dfa.platform.identity.crypto import Keys
+from dfa.platform.identity.guard import document_security
 from dfa.platform.jobs import run_periodically
 from dfa.platform.router import router as platform_router
 from dfa.platform.settings import Settings, get_settings
@@ -92,4 +93,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(security_events_router)
     app.include_router(calendar_router)
     app.include_router(ledger_router)
+    build_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_security(build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app

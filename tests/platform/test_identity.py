@@ -5,6 +5,8 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from dfa.ledger import service as ledger
@@ -240,3 +242,13 @@ async def test_a_kyc_change_is_a_security_event_naming_both_statuses(session):
     [event] = await audit.search(session, kind="kyc.changed", subject=str(party.id), limit=5)
     assert event.details == {"from": "pending", "to": "identified", "level": "simplified", "method": "in_person"}
     assert event.actor == "officer-9"
+
+
+@given(born=st.dates(min_value=date(1850, 1, 1), max_value=date(2099, 12, 31)), female=st.booleans())
+def test_an_iin_always_gives_back_the_birth_date_and_sex_it_was_made_from(born, female):
+    from dfa.platform.identifiers import decode_iin, is_valid_identification_number, looks_like_bin
+
+    iin = iin_born(born, female=female)
+    decoded = decode_iin(iin)
+    assert is_valid_identification_number(iin) and not looks_like_bin(iin)
+    assert (decoded.birth_date, decoded.sex) == (born, "female" if female else "male")

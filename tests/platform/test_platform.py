@@ -204,3 +204,20 @@ async def test_upgrading_a_ledger_era_database_keeps_its_parties_operating(fresh
         ("190840000005", None, None, "identified", "in_person"),
         ("900101300007", date(1990, 1, 1), "male", "identified", "in_person"),
     ]
+
+
+def test_the_openapi_description_names_how_to_sign_in(anonymous):
+    schemes = anonymous.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert schemes["accessToken"]["flows"]["clientCredentials"]["tokenUrl"] == "/v1/oauth/token"
+    assert (schemes["apiKey"]["name"], schemes["session"]["in"]) == ("X-API-Key", "cookie")
+
+
+def test_production_refuses_demo_data_and_missing_keys(settings, tmp_path):
+    from dfa.main import create_app
+    from dfa.platform.identity.crypto import KeyMissing
+
+    production = settings.model_copy(update={"environment": "production", "data_dir": tmp_path})
+    with pytest.raises(RuntimeError, match="demo data"):
+        create_app(production.model_copy(update={"demo_data": True}))
+    with pytest.raises(KeyMissing):
+        create_app(production)

@@ -388,7 +388,7 @@ def antifraud_centre_from_settings(settings: Settings) -> AntiFraudCentre:
     through that the real one was never asked about (REQ-18).
     """
     if settings.antifraud_url:
-        token = settings.antifraud_token.get_secret_value() if settings.antifraud_token else None
+        token = (settings.antifraud_token.get_secret_value() if settings.antifraud_token else "") or None
         return HttpAntiFraudCentre(settings.antifraud_url, timeout_s=settings.external_timeout_s, token=token)
     if settings.environment == "production":
         raise ValueError("antifraud_url is required in production; the anti-fraud simulator is for development")

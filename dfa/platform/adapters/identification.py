@@ -350,7 +350,7 @@ def identification_centre_from_settings(settings: Settings) -> IdentificationCen
     vouch for faces the real one never saw (REQ-15).
     """
     if settings.identification_centre_url:
-        token = settings.identification_centre_token.get_secret_value() if settings.identification_centre_token else None
+        token = (settings.identification_centre_token.get_secret_value() if settings.identification_centre_token else "") or None
         return HttpIdentificationCentre(settings.identification_centre_url, timeout_s=settings.external_timeout_s, token=token)
     if settings.environment == "production":
         raise ValueError(
