@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.platform.database import Database, run_migrations, start_embedded_postgres
 from dfa.platform.settings import Settings
+from tests.identity import Users
 
 
 @pytest.fixture(scope="session")
@@ -122,10 +123,8 @@ def anonymous(server_url: str) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture(scope="session")
-async def users(server_url: str, database: Database, settings: Settings) -> "Users":
+async def users(server_url: str, database: Database, settings: Settings) -> AsyncIterator[Users]:
     """One signed-in user of each role (and a second investor and issuer), shared by the session."""
-    from tests.identity import Users
-
     created = Users(server_url)
     await created.create_all(database, settings)
     yield created

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from dfa.ledger import errors, schemas, service
-from dfa.platform.audit import service as audit
 from dfa.platform.access import ALL_ROLES, STAFF_ROLES, Principal, Role, allow
+from dfa.platform.audit import service as audit
 from dfa.platform.types import ASSET_CODE_PATTERN, AccountIdPath, AfterBigint, AfterInt, AssetCodePath, Limit
 from dfa.platform.web import (
     AntiFraudCentreDep,

@@ -16,13 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dfa.platform import service
+from dfa.platform.adapters.antifraud import AntiFraudCentre
+from dfa.platform.adapters.identification import IdentificationCentre
 from dfa.platform.audit import service as audit
 from dfa.platform.database import Database
 from dfa.platform.errors import Category, DomainError, IdempotencyKeyMissing
 from dfa.platform.identity.crypto import Keys
 from dfa.platform.identity.guard import authenticate
-from dfa.platform.adapters.antifraud import AntiFraudCentre
-from dfa.platform.adapters.identification import IdentificationCentre
 from dfa.platform.logs import client_address_var, request_id_var
 from dfa.platform.settings import Settings
 
@@ -257,8 +257,6 @@ class UnitOfWorkRoute(APIRoute):
     response. A refusal rolls everything back (the key included), so a corrected retry may reuse the
     key; a refusal that is a security event (a denial, an anti-fraud match) is recorded on its own.
     """
-
-    idempotent = True
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

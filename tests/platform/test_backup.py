@@ -7,7 +7,6 @@ import stat
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from dfa.ledger.service import TransferSpec
 from dfa.platform import backup as backups
 from dfa.platform.database import Database
 from dfa.platform.settings import Settings
-from tests.conftest import url_of
 from tests.factories import funded_accounts, make_asset
 
 ROOT = Path(__file__).resolve().parents[2]

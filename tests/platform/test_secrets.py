@@ -3,7 +3,6 @@ that hands it over, in a stored idempotent response or in the security-event log
 
 import base64
 import logging
-import uuid
 
 import httpx
 from sqlalchemy import text

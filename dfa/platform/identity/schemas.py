@@ -8,11 +8,12 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from dfa.platform.errors import invariant
 from dfa.platform.identity.models import KYC_LEVELS, KYC_STATUSES, ROLES
 from dfa.platform.types import Text
 
 RoleName = Literal["investor", "issuer", "compliance_officer", "operator_admin", "auditor"]
-assert set(RoleName.__args__) == set(ROLES)
+invariant(set(RoleName.__args__) == set(ROLES), "the API's role names are the model's")
 MAX_SAMPLE_BYTES = 512 * 1024
 
 
