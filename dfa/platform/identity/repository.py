@@ -172,24 +172,18 @@ async def insert_credential(session: AsyncSession, *, row: dict) -> ApiCredentia
     return credential
 
 
-async def get_credential(session: AsyncSession, credential_id: uuid.UUID) -> ApiCredential | None:
-    return (await session.execute(select(ApiCredential).where(ApiCredential.id == credential_id))).scalar_one_or_none()
+async def _credential_with_user(session: AsyncSession, condition) -> tuple[ApiCredential, User] | None:
+    statement = select(ApiCredential, User).join(User, User.id == ApiCredential.user_id).where(condition)
+    row = (await session.execute(statement)).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 async def find_credential(session: AsyncSession, client_id: str) -> tuple[ApiCredential, User] | None:
-    statement = select(ApiCredential, User).join(User, User.id == ApiCredential.user_id).where(
-        ApiCredential.client_id == client_id
-    )
-    row = (await session.execute(statement)).one_or_none()
-    return None if row is None else (row[0], row[1])
+    return await _credential_with_user(session, ApiCredential.client_id == client_id)
 
 
 async def find_credential_by_id(session: AsyncSession, credential_id: uuid.UUID) -> tuple[ApiCredential, User] | None:
-    statement = select(ApiCredential, User).join(User, User.id == ApiCredential.user_id).where(
-        ApiCredential.id == credential_id
-    )
-    row = (await session.execute(statement)).one_or_none()
-    return None if row is None else (row[0], row[1])
+    return await _credential_with_user(session, ApiCredential.id == credential_id)
 
 
 async def list_credentials(session: AsyncSession, *, user_id: uuid.UUID | None, limit: int) -> list[ApiCredential]:

@@ -198,7 +198,7 @@ async def decide_kyc(
         session, kind="kyc.changed", actor=actor, subject=str(party_id),
         details={"from": previous, "to": status, "level": level, "method": method},
     )
-    return await get_party(session, party_id)
+    return party  # the update above refreshed it in the session
 
 
 async def kyc_history(session: AsyncSession, party_id: uuid.UUID, *, visible_to: uuid.UUID | None = None) -> list[KycEvent]:
