@@ -4,18 +4,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from dfa.ledger.service import MAX_AMOUNT
-from dfa.platform.types import ASSET_CODE_PATTERN, BIGINT_MAX, INT_MAX, Text
+from dfa.platform.types import ASSET_CODE_PATTERN, BIGINT_MAX, INT_MAX, AwareDatetime, Text
 
 MAX_BATCH_ITEMS = 1_000
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("timestamps must carry a time zone offset, e.g. 2026-11-21T10:00:00Z")
-    return value
 
 
 Amount = Annotated[
@@ -28,7 +22,6 @@ Code = Annotated[
 Reference = Annotated[
     Text | None, Field(max_length=200, description="Free text shown in statements, e.g. an order or contract number.")
 ]
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 
 
 class Request(BaseModel):

@@ -1,6 +1,7 @@
 """Field types shared by every API: bounded ids and text PostgreSQL can store."""
 
 import re
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Path, Query
@@ -20,6 +21,15 @@ def _printable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_printable)]
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must carry a time zone offset, e.g. 2026-11-21T10:00:00Z")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 ASSET_CODE_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,49}$"
 
 AccountIdPath = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="Ledger account id.")]

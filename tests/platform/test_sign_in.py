@@ -318,3 +318,13 @@ def test_an_api_key_cannot_mint_or_rotate_credentials(users, anonymous):
     rotated = anonymous.post(f"/v1/credentials/{issued['credential']['id']}/rotation", headers=as_key)
     assert minted.status_code == rotated.status_code == 403
     assert anonymous.get("/v1/me", headers=as_key).status_code == 200  # the key itself still works
+
+
+def test_instants_without_a_time_zone_are_refused_and_nothing_is_issued(users):
+    issuer, auditor = users.client("issuer"), users.client("auditor")
+    before = len(issuer.get("/v1/credentials").json())
+    naive = issuer.post("/v1/credentials", json={"kind": "api_key", "label": "x", "expires_at": "2030-01-01T00:00:00"})
+    assert naive.status_code == 422 and problem_type(naive) == "/problems/validation-error"
+    assert len(issuer.get("/v1/credentials").json()) == before
+    search = auditor.get("/v1/security-events", params={"since": "2020-01-01T00:00:00"})
+    assert search.status_code == 422 and problem_type(search) == "/problems/validation-error"

@@ -1,13 +1,12 @@
 """The security-event log for auditors and compliance officers: search and verification."""
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from dfa.platform.access import Role, allow
 from dfa.platform.audit import schemas, service
-from dfa.platform.types import BIGINT_MAX, Limit
+from dfa.platform.types import BIGINT_MAX, AwareDatetime, Limit
 from dfa.platform.web import SessionDep, SettingsDep, UnitOfWorkRoute
 
 router = APIRouter(
@@ -28,8 +27,8 @@ async def search_events(
     actor: Filter = None,
     subject: Filter = None,
     outcome: Annotated[str | None, Query(description="success, failure or denied.")] = None,
-    since: Annotated[datetime | None, Query(description="Events at or after this instant (with offset).")] = None,
-    until: Annotated[datetime | None, Query(description="Events before this instant (with offset).")] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Events at or after this instant (with offset).")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Events before this instant (with offset).")] = None,
     before: Annotated[int | None, Query(ge=1, le=BIGINT_MAX, description="Events numbered below this (paging).")] = None,
     limit: Limit = None,
 ):

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from dfa.platform.errors import invariant
 from dfa.platform.identity.models import KYC_LEVELS, KYC_STATUSES, ROLES
-from dfa.platform.types import Text
+from dfa.platform.types import AwareDatetime, Text
 
 RoleName = Literal["investor", "issuer", "compliance_officer", "operator_admin", "auditor"]
 invariant(set(RoleName.__args__) == set(ROLES), "the API's role names are the model's")
@@ -187,7 +187,7 @@ class MeOut(BaseModel):
 class CredentialCreate(_Request):
     kind: Literal["oauth_client", "api_key"] = Field(description="oauth_client (client credentials grant) or api_key.")
     label: Text = Field(min_length=1, max_length=200, description="What system uses it.")
-    expires_at: datetime | None = Field(default=None, description="When it stops working (with offset); never by default.")
+    expires_at: AwareDatetime | None = Field(default=None, description="When it stops working (with offset); never by default.")
 
 
 class CredentialOut(BaseModel):
