@@ -315,8 +315,7 @@ class UnitOfWorkRoute(APIRoute):
             except _RollBack as rolled_back:
                 return rolled_back.response
             except DomainError as refusal:
-                if refusal.security_event is not None:
-                    await audit.record_in_own_transaction(request.app.state.database, **refusal.security_event)
+                await _record_security_event(request.app.state.database, refusal)
                 raise
 
         return handle
@@ -340,12 +339,18 @@ class SecurityRoute(UnitOfWorkRoute):
                 except DomainError as error:
                     refusal = error
             if refusal is not None:
-                if refusal.security_event is not None:
-                    await audit.record_in_own_transaction(database, **refusal.security_event)
+                await _record_security_event(database, refusal)
                 raise refusal
             return response
 
         return handle
+
+
+async def _record_security_event(database: Database, refusal: DomainError) -> None:
+    """A refusal that is a security event is recorded in a transaction of its own: the refused work
+    (and the request's transaction with it) does not commit."""
+    if refusal.security_event is not None:
+        await audit.record_in_own_transaction(database, **refusal.security_event)
 
 
 class _RollBack(Exception):

@@ -183,12 +183,13 @@ async def _fail(session: AsyncSession, user: User, *, reason: str, settings: Set
         )
     else:
         await repository.update_user(session, user.id, failed_sign_ins=failures)
-    await audit.record(session, kind="sign_in.failed", actor=user.login, subject=user.login, outcome="failure",
+    return await _sign_in_failed(session, login=user.login, reason=reason)
+
+
+async def _sign_in_failed(session: AsyncSession, *, login: str, reason: str) -> SignInFailed:
+    """Record the failure (with its reason) and return the refusal to raise."""
+    await audit.record(session, kind="sign_in.failed", actor=login, subject=login, outcome="failure",
                        details={"reason": reason})
-    return _sign_in_failed()
-
-
-def _sign_in_failed() -> SignInFailed:
     # One answer for a wrong login, a wrong password, a wrong code, a locked or disabled user: the
     # answer must not tell an attacker which logins exist or which guess was closest.
     return SignInFailed("the login, password or one-time code is wrong, or the user is locked; try again later")
@@ -229,17 +230,11 @@ async def sign_in(
     user = await repository.get_user_by_login(session, login, for_update=True)
     password_ok = crypto.verify_password(user.password_hash if user else None, password)
     if user is None:
-        await audit.record(session, kind="sign_in.failed", actor=login, subject=login, outcome="failure",
-                           details={"reason": "unknown_login"})
-        raise _sign_in_failed()
+        raise await _sign_in_failed(session, login=login, reason="unknown_login")
     if user.status != "active":
-        await audit.record(session, kind="sign_in.failed", actor=login, subject=login, outcome="failure",
-                           details={"reason": "disabled"})
-        raise _sign_in_failed()
+        raise await _sign_in_failed(session, login=login, reason="disabled")
     if user.locked_until is not None and user.locked_until > _now():
-        await audit.record(session, kind="sign_in.failed", actor=login, subject=login, outcome="failure",
-                           details={"reason": "locked"})
-        raise _sign_in_failed()
+        raise await _sign_in_failed(session, login=login, reason="locked")
     if not password_ok:
         raise await _fail(session, user, reason="wrong_password", settings=settings)
     if set(user.roles) & STAFF_ROLES:
