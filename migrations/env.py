@@ -6,7 +6,8 @@ import concurrent.futures
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import dfa.ledger.models  # noqa: F401  (registers the tables on the metadata)
+import dfa.custody.models  # noqa: F401  (registers the tables on the metadata)
+import dfa.ledger.models  # noqa: F401
 import dfa.platform.audit.models  # noqa: F401
 import dfa.platform.calendar.models  # noqa: F401
 import dfa.platform.identity.models  # noqa: F401

@@ -1,1 +1,1 @@
-"""Key vault, HD wallets, the EVM chain adapter and the permissioned token contract."""
+"""Custody: key vault, HD wallets, signing, the token contract and the EVM mirror of the ledger."""

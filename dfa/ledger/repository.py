@@ -73,6 +73,15 @@ async def list_assets(session: AsyncSession, *, after: int | None, limit: int) -
     return list((await session.execute(statement)).scalars())
 
 
+async def asset_ids_of_kind(session: AsyncSession, *, kind: str) -> list[int]:
+    return list((await session.execute(select(Asset.id).where(Asset.kind == kind).order_by(Asset.id))).scalars())
+
+
+async def nonzero_accounts(session: AsyncSession, *, asset_id: int) -> list[Account]:
+    statement = select(Account).where(Account.asset_id == asset_id, Account.balance != 0).order_by(Account.id)
+    return list((await session.execute(statement)).scalars())
+
+
 async def insert_accounts(session: AsyncSession, *, rows: list[dict[str, Any]]) -> list[Account] | None:
     """The new accounts in the given order, or None when a uniqueness rule refused one of them."""
     statement = pg_insert(Account).values(rows).on_conflict_do_nothing().returning(Account)

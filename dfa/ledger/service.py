@@ -50,6 +50,24 @@ async def get_asset(session: AsyncSession, code: str) -> Asset:
     return asset
 
 
+async def get_asset_by_id(session: AsyncSession, asset_id: int) -> Asset:
+    """Raises AssetNotFound."""
+    asset = await repository.get_asset(session, asset_id)
+    if asset is None:
+        raise errors.AssetNotFound(f"asset {asset_id} does not exist", asset_id=asset_id)
+    return asset
+
+
+async def dfa_asset_ids(session: AsyncSession) -> list[int]:
+    """Every emission's asset id, oldest first."""
+    return await repository.asset_ids_of_kind(session, kind="dfa")
+
+
+async def positions(session: AsyncSession, *, asset_id: int) -> list[Account]:
+    """Every account of the asset whose balance is not zero, as of the caller's snapshot."""
+    return await repository.nonzero_accounts(session, asset_id=asset_id)
+
+
 async def list_assets(session: AsyncSession, *, after: int | None, limit: int) -> list[Asset]:
     return await repository.list_assets(session, after=after, limit=limit)
 

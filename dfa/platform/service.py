@@ -1,13 +1,18 @@
-"""The idempotency store. Flushes, never commits."""
+"""The idempotency store and the transactional outbox. Flushes, never commits."""
 
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.platform import repository
-from dfa.platform.errors import IdempotencyKeyInvalid, IdempotencyKeyReusedWithDifferentRequest
+from dfa.platform.errors import (
+    IdempotencyKeyInvalid,
+    IdempotencyKeyReusedWithDifferentRequest,
+)
+from dfa.platform.models import OutboxMessage
 from dfa.platform.settings import Settings
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
@@ -82,3 +87,30 @@ async def purge_idempotency_records(session: AsyncSession, *, settings: Settings
     """Forget stored responses older than the retention period; returns how many."""
     cutoff = datetime.now(UTC) - timedelta(hours=settings.idempotency_retention_hours)
     return await repository.delete_idempotency_records_before(session, cutoff=cutoff)
+
+
+# --- the transactional outbox --------------------------------------------------------------------
+
+
+async def enqueue(session: AsyncSession, *, topic: str, payload: dict[str, Any]) -> int:
+    """Write a message in the caller's transaction: it exists exactly when the caller's work commits."""
+    return await repository.insert_outbox_message(session, topic=topic, payload=payload)
+
+
+async def claim_messages(session: AsyncSession, *, topic: str, limit: int) -> list[OutboxMessage]:
+    """The oldest undelivered messages of `topic`, in the order they were written, locked for the
+    caller's transaction (other consumers skip them); the caller hands them on and then calls
+    `mark_delivered` in the same transaction, so each is handed on exactly once."""
+    return await repository.lock_pending_outbox_messages(session, topic=topic, limit=limit)
+
+
+async def mark_delivered(session: AsyncSession, *, messages: list[OutboxMessage]) -> None:
+    if messages:
+        await repository.mark_outbox_messages_delivered(session, ids=[message.id for message in messages])
+
+
+async def pending_messages(
+    session: AsyncSession, *, topic: str, limit: int, after: int | None = None
+) -> list[OutboxMessage]:
+    """Undelivered messages of `topic`, oldest first, without locking them (for status and checks)."""
+    return await repository.pending_outbox_messages(session, topic=topic, limit=limit, after=after)

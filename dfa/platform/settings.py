@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     )
     chain_rpc_url: str | None = Field(
         default=None,
-        description="EVM JSON-RPC node for the on-chain mirror; without it an in-process EVM is used.",
+        description="EVM JSON-RPC node for the on-chain mirror (CHAIN_RPC_URL); without it an in-process EVM "
+        "is used, which starts empty at every start and is rebuilt from the ledger.",
     )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server listens on.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server listens on.")
@@ -106,6 +107,76 @@ class Settings(BaseSettings):
     )
     recovery_ttl_s: PositiveInt = Field(
         default=900, description="How long a password-recovery grant lasts after the identity check."
+    )
+
+    # Custody key vault: the key-encryption key (KEK) that wraps every data key (REQ-42)
+    custody_kek_provider: Literal["file", "env", "pkcs11"] = Field(
+        default="file",
+        description="Where the current key-encryption key comes from: a file (development only), the "
+        "CUSTODY_KEK environment variable, or an AES key inside a PKCS#11 token (HSM).",
+    )
+    custody_kek_file: Path | None = Field(
+        default=None,
+        description="32-byte raw key file of the file provider; data_dir/keys/custody-kek by default, "
+        "generated there (mode 0600) on first start in development. Refused in production.",
+    )
+    custody_kek: SecretStr | None = Field(
+        default=None,
+        description="Base64 of 32 random bytes: the key-encryption key of the env provider (CUSTODY_KEK).",
+    )
+    custody_kek_retired: list[SecretStr] = Field(
+        default=[],
+        description="Base64 keys of retired key-encryption keys, kept only to unwrap data keys until a "
+        "rotation (`rewrap`) has moved them to the current key.",
+    )
+    custody_kek_retired_files: list[Path] = Field(
+        default=[],
+        description="Raw 32-byte key files of retired key-encryption keys, kept for the same purpose.",
+    )
+    custody_pkcs11_library: Path | None = Field(
+        default=None, description="The PKCS#11 module (.so) of the HSM, for the pkcs11 provider."
+    )
+    custody_pkcs11_token_label: str | None = Field(
+        default=None, description="Label of the PKCS#11 token that holds the key-encryption key."
+    )
+    custody_pkcs11_pin: SecretStr | None = Field(
+        default=None, description="User PIN of the PKCS#11 token."
+    )
+    custody_pkcs11_key_label: str = Field(
+        default="dfa-custody-kek",
+        min_length=1,
+        max_length=64,
+        description="Label of the AES-256 key-encryption key inside the token (created once by "
+        "`create_pkcs11_kek`).",
+    )
+    custody_pkcs11_retired_key_labels: list[str] = Field(
+        default=[],
+        description="Labels of retired key-encryption keys in the same token, kept until a rotation completes.",
+    )
+
+    # The chain that mirrors the ledger (custody)
+    chain_mirror_enabled: bool = Field(
+        default=True, description="Run the worker that mirrors ledger movements to the chain in this process."
+    )
+    chain_timeout_s: float = Field(default=5.0, gt=0, le=120, description="Timeout of one call to the chain node.")
+    chain_confirmations: PositiveInt = Field(
+        default=1, le=100, description="Blocks (the one that includes it counted) before a chain batch counts as final."
+    )
+    chain_batch_max_ops: PositiveInt = Field(
+        default=200, le=256, description="Ledger movements mirrored by one chain transaction at most."
+    )
+    chain_max_batches_in_flight: PositiveInt = Field(
+        default=32, le=1000, description="Chain transactions prepared but not yet confirmed, at most."
+    )
+    chain_mirror_interval_s: float = Field(
+        default=0.2, gt=0, le=60, description="Pause between passes of the chain mirror when it has nothing to do."
+    )
+    chain_retry_base_s: float = Field(
+        default=1.0, gt=0, le=600, description="First backoff after the chain reverts or refuses a batch; doubles per attempt."
+    )
+    chain_retry_max_s: float = Field(default=300.0, gt=0, le=3600, description="Longest backoff between attempts.")
+    chain_resend_after_s: float = Field(
+        default=30.0, gt=0, le=3600, description="A sent transaction with no receipt after this long is broadcast again."
     )
 
     # External parties (REQ-15, REQ-17, REQ-18)

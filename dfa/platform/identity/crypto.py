@@ -65,21 +65,21 @@ class KeyMissing(RuntimeError):
     """A key production needs is not configured; the platform refuses to start without it."""
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as file:
         file.write(data)
 
 
-def _load_or_generate(configured: Path | None, default: Path, generate, *, settings: Settings, what: str) -> bytes:
+def load_or_generate(configured: Path | None, default: Path, generate, *, settings: Settings, what: str) -> bytes:
     path = configured or default
     if path.exists():
         return path.read_bytes()
     if configured is not None or settings.environment == "production":
         raise KeyMissing(f"the {what} file {path} does not exist")
     try:
-        _write_private(path, generate())
+        write_private(path, generate())
         log.warning("generated a development %s at %s", what, path)
     except FileExistsError:  # another process generated it first
         pass
@@ -96,13 +96,13 @@ class Keys:
     @classmethod
     def load(cls, settings: Settings) -> "Keys":
         keys_dir = settings.data_dir / "keys"
-        secret_key = _load_or_generate(
+        secret_key = load_or_generate(
             settings.secret_key_file, keys_dir / "secret.key", lambda: secrets.token_bytes(32),
             settings=settings, what="secret key",
         )
         if len(secret_key) != 32:
             raise KeyMissing("the secret key must be exactly 32 bytes")
-        pem = _load_or_generate(
+        pem = load_or_generate(
             settings.signing_key_file,
             keys_dir / "token-signing.pem",
             lambda: Ed25519PrivateKey.generate().private_bytes(
