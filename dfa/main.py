@@ -8,6 +8,13 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from dfa import demo
+from dfa.custody import jobs as custody_jobs
+from dfa.custody.chain import chain_from_settings
+from dfa.custody.router import router as custody_router
+from dfa.custody.service import wallets
+from dfa.custody.service.mirror import Mirror
+from dfa.custody.service.signing import Signer
+from dfa.custody.vault import Vault, key_ring_from_settings
 from dfa.ledger import jobs as ledger_jobs
 from dfa.ledger.router import router as ledger_router
 from dfa.platform import jobs as platform_jobs
@@ -39,7 +46,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             await run_migrations_async(url)
             db = Database.from_url(url, settings)
         app.state.database = db
+        app.state.mirror = Mirror(
+            database=db, chain=app.state.chain, vault=app.state.vault, signer=app.state.signer, settings=settings
+        )
         await platform_jobs.record_configuration(db, settings)
+        async with db.unit_of_work() as session:
+            await wallets.ensure_segment_wallets(session, app.state.vault, settings=settings)
         if settings.demo_data:
             async with db.unit_of_work() as session:
                 if await demo.seed(session, settings=settings, keys=app.state.keys):
@@ -59,6 +71,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 )
             ),
         ]
+        if settings.chain_mirror_enabled:
+            jobs.append(asyncio.create_task(custody_jobs.run_mirror(app.state.mirror)))
         try:
             yield
         finally:
@@ -85,6 +99,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.keys = Keys.load(settings)
     app.state.antifraud = antifraud_centre_from_settings(settings)
     app.state.identification_centre = identification_centre_from_settings(settings)
+    app.state.vault = Vault(key_ring_from_settings(settings))
+    app.state.signer = Signer(app.state.vault)
+    app.state.chain = chain_from_settings(settings)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.request_body_max_bytes)
     install_error_handlers(app)
     app.include_router(platform_router)
@@ -93,6 +110,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(security_events_router)
     app.include_router(calendar_router)
     app.include_router(ledger_router)
+    app.include_router(custody_router)
     build_openapi = app.openapi
 
     def openapi() -> dict:

@@ -18,6 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dfa.platform.database import Database, run_migrations, start_embedded_postgres
 from dfa.platform.settings import Settings
 from tests.identity import Users
+from tests.recording import ResponseRecorder, start_recording
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "scans_the_session: runs after every other test (it reads what they left)")
+    start_recording()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("scans_the_session") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +49,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         data_dir=tmp_path_factory.mktemp("data"),
         # Every test signs in from 127.0.0.1; the per-address limit has tests of its own.
         sign_in_attempts_per_minute=100_000,
+        # The chain mirror has tests of its own, on a database of its own.
+        chain_mirror_enabled=False,
         _env_file=None,
     )
 
@@ -94,7 +106,9 @@ def app(settings: Settings):
     """The platform's ASGI app; tests reach its simulators through `app.state`."""
     from dfa.main import create_app
 
-    return create_app(settings)
+    app = create_app(settings)
+    app.add_middleware(ResponseRecorder)
+    return app
 
 
 @pytest.fixture(scope="session")

@@ -225,7 +225,7 @@ def get_session(request: Request) -> AsyncSession:
     return request.state.session
 
 
-def _app_state(name: str) -> Callable[[Request], Any]:
+def app_state(name: str) -> Callable[[Request], Any]:
     def get(request: Request) -> Any:
         return getattr(request.app.state, name)
 
@@ -233,9 +233,9 @@ def _app_state(name: str) -> Callable[[Request], Any]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-KeysDep = Annotated[Keys, Depends(_app_state("keys"))]
-AntiFraudCentreDep = Annotated[AntiFraudCentre, Depends(_app_state("antifraud"))]
-IdentificationCentreDep = Annotated[IdentificationCentre, Depends(_app_state("identification_centre"))]
+KeysDep = Annotated[Keys, Depends(app_state("keys"))]
+AntiFraudCentreDep = Annotated[AntiFraudCentre, Depends(app_state("antifraud"))]
+IdentificationCentreDep = Annotated[IdentificationCentre, Depends(app_state("identification_centre"))]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dependency)]
 IdempotencyKeyHeader = Annotated[

@@ -100,6 +100,14 @@ POLICY: dict[Route, frozenset[str] | str] = {
     ("GET", "/v1/ledger/assets/{code}/holders"): STAFF,
     ("GET", "/v1/ledger/assets/{code}/holders/export"): STAFF,
     ("GET", "/v1/ledger/verification"): STAFF,
+    # Custody
+    ("GET", "/v1/wallet-addresses"): EVERYONE,
+    ("POST", "/v1/wallet-addresses"): frozenset({INVESTOR, ISSUER, ADMIN}),
+    ("GET", "/v1/wallets"): STAFF,
+    ("GET", "/v1/chain/tokens"): STAFF,
+    ("GET", "/v1/chain/status"): STAFF,
+    ("GET", "/v1/chain/comparison"): STAFF,
+    ("GET", "/v1/chain/comparison/{code}"): STAFF,
 }
 
 DOCUMENTATION_PATHS = frozenset({"/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"})
@@ -261,6 +269,7 @@ CALLS: dict[Route, Callable[[World], Call]] = {
     }),
     ("POST", "/v1/ledger/holds/{hold_id}/void"): lambda w: Call(json={"transfer_id": str(uuid.uuid4())}),
     ("GET", "/v1/ledger/assets/{code}/holders/export"): lambda w: Call(params={"format": "csv"}),
+    ("POST", "/v1/wallet-addresses"): lambda w: Call(json={}),
 }
 
 
