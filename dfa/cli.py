@@ -1,4 +1,5 @@
-"""The `dfa` command: serve, migrate, verify the ledger and the security-event log, expire holds, back up and restore."""
+"""The `dfa` command: serve, migrate, verify the ledger and the security-event log, expire holds, back up and
+restore, rotate the custody key, compare the chain with the ledger, hand the platform over."""
 
 import argparse
 import asyncio
@@ -111,6 +112,121 @@ def audit_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def handover_keygen(args: argparse.Namespace) -> int:
+    """The receiving operator's key pair (REQ-66): the private key stays here, the public one goes to
+    the liquidated operator."""
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from dfa.custody.service.handover import generate_receiver_keys, key_fingerprint
+    from dfa.platform.identity.crypto import write_private
+
+    out = Path(args.out)
+    private_pem, public_pem = generate_receiver_keys()
+    try:
+        write_private(out / "receiver-private.pem", private_pem)  # mode 0600, never over an existing key
+    except FileExistsError:
+        print(f"{out / 'receiver-private.pem'} exists; a receiver key is never overwritten", file=sys.stderr)
+        return 1
+    (out / "receiver-public.pem").write_bytes(public_pem)
+    print(f"wrote {out / 'receiver-private.pem'} (keep it offline) and {out / 'receiver-public.pem'}")
+    print(f"public key sha256 {key_fingerprint(serialization.load_pem_public_key(public_pem))}")
+    return 0
+
+
+def handover_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dfa.custody.errors import HandoverInvalid
+    from dfa.custody.service import handover
+    from dfa.custody.vault import Vault, key_ring_from_settings
+    from dfa.platform.identity.crypto import Keys
+
+    receiver_key = Path(args.receiver_key).read_bytes()
+
+    async def work(database, settings):
+        return await handover.export_package(
+            database, Vault(key_ring_from_settings(settings)), receiver=args.receiver,
+            receiver_public_key_pem=receiver_key, destination=Path(args.out), keys=Keys.load(settings),
+            settings=settings,
+        )
+
+    try:
+        manifest = asyncio.run(_with_database(work))
+    except (HandoverInvalid, FileExistsError) as error:
+        print(f"handover export refused, no package written: {error}", file=sys.stderr)
+        return 1
+    print(f"handover package for {manifest.receiver} written to {args.out}")
+    print(f"receiver key sha256        {manifest.receiver_key_fingerprint}")
+    print(f"operator signing key sha256 {manifest.operator_key_fingerprint}")
+    print(f"data digest                {manifest.data_digest}")
+    return 0
+
+
+def handover_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dfa.custody.errors import HandoverInvalid
+    from dfa.custody.service import handover
+    from dfa.custody.vault import Vault, key_ring_from_settings
+
+    private_key = Path(args.key).read_bytes()
+
+    async def work(database, settings):
+        return await handover.import_package(
+            database, Vault(key_ring_from_settings(settings)), source=Path(args.package),
+            receiver_private_key_pem=private_key, expected_operator_key_fingerprint=args.operator_key_fingerprint,
+        )
+
+    try:
+        report = asyncio.run(_with_database(work))
+    except HandoverInvalid as error:
+        print(f"handover import refused, nothing was written: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(asdict(report), indent=2, default=str))
+    print("imported; run `dfa verify-ledger` and `dfa audit verify` next", file=sys.stderr)
+    return 0
+
+
+def custody_rewrap(args: argparse.Namespace) -> int:
+    from dfa.custody.vault import Vault, key_ring_from_settings
+
+    async def work(database, settings):
+        vault = Vault(key_ring_from_settings(settings))
+        rewrapped = await vault.rewrap(database)
+        async with database.read() as session:
+            return rewrapped, await vault.key_counts(session), vault.ring.current.kek_id
+
+    rewrapped, counts, current = asyncio.run(_with_database(work))
+    print(json.dumps({"rewrapped": rewrapped, "current_kek": current, "data_keys_per_kek": counts}, indent=2))
+    return 0 if set(counts) <= {current} else 1
+
+
+def _mirror(database, settings):
+    from dfa.custody.chain import chain_from_settings
+    from dfa.custody.service.mirror import Mirror
+    from dfa.custody.service.signing import Signer
+    from dfa.custody.vault import Vault, key_ring_from_settings
+
+    vault = Vault(key_ring_from_settings(settings))
+    return Mirror(
+        database=database, chain=chain_from_settings(settings), vault=vault, signer=Signer(vault), settings=settings
+    )
+
+
+def chain_compare(args: argparse.Namespace) -> int:
+    async def work(database, settings):
+        mirror = _mirror(database, settings)
+        if args.catch_up:
+            await mirror.drain()
+        return await mirror.compare()
+
+    comparisons = asyncio.run(_with_database(work))
+    print(json.dumps([asdict(c) | {"in_sync": c.in_sync} for c in comparisons], indent=2, default=str))
+    return 0 if all(c.in_sync for c in comparisons) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dfa", description="DFA platform operator core")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +252,32 @@ def main(argv: list[str] | None = None) -> int:
         "--replace", action="store_true", help="replace the platform's tables when the database already has them"
     )
     restore_parser.set_defaults(run=restore_database)
+    custody_parser = commands.add_parser("custody", help="the key vault").add_subparsers(dest="custody", required=True)
+    custody_parser.add_parser(
+        "rewrap", help="key rotation: rewrap every data key under the current key-encryption key"
+    ).set_defaults(run=custody_rewrap)
+    chain_parser = commands.add_parser("chain", help="the chain mirror").add_subparsers(dest="chain", required=True)
+    compare_parser = chain_parser.add_parser("compare", help="each emission on chain against the ledger")
+    compare_parser.add_argument("--catch-up", action="store_true", help="mirror what is pending first")
+    compare_parser.set_defaults(run=chain_compare)
+    handover_parser = commands.add_parser(
+        "handover", help="hand the platform over to a successor operator on liquidation (REQ-66)"
+    ).add_subparsers(dest="handover", required=True)
+    keygen_parser = handover_parser.add_parser("keygen", help="receiving side: make the receiver's key pair")
+    keygen_parser.add_argument("--out", required=True, help="directory for receiver-private.pem and receiver-public.pem")
+    keygen_parser.set_defaults(run=handover_keygen)
+    export_parser = handover_parser.add_parser("export", help="write the signed handover package for a receiver")
+    export_parser.add_argument("--receiver", required=True, help="the receiving operator's legal name")
+    export_parser.add_argument("--receiver-key", required=True, help="the receiver's receiver-public.pem")
+    export_parser.add_argument("--out", required=True, help="package directory (must not exist, or be empty)")
+    export_parser.set_defaults(run=handover_export)
+    import_parser = handover_parser.add_parser("import", help="receiving side: verify and load a handover package")
+    import_parser.add_argument("--package", required=True, help="the package directory")
+    import_parser.add_argument("--key", required=True, help="the receiver's receiver-private.pem")
+    import_parser.add_argument(
+        "--operator-key-fingerprint", help="the signing key's SHA-256 as written in the signed act (checked if given)"
+    )
+    import_parser.set_defaults(run=handover_import)
     args = parser.parse_args(argv)
     return args.run(args)
 
