@@ -8,10 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.platform import repository
-from dfa.platform.errors import (
-    IdempotencyKeyInvalid,
-    IdempotencyKeyReusedWithDifferentRequest,
-)
+from dfa.platform.errors import IdempotencyKeyInvalid, IdempotencyKeyReusedWithDifferentRequest
 from dfa.platform.models import OutboxMessage
 from dfa.platform.settings import Settings
 

@@ -5,14 +5,17 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from dfa.custody.chain import in_process_chain
+from dfa.custody.chain import in_process_chain, rpc_chain
 from dfa.custody.errors import ChainUnavailable
 from dfa.custody.service import wallets
 from dfa.custody.service.mirror import FORCED_MOVE_CODE, TOPIC, Mirror, pause_emission
 from dfa.custody.service.signing import Signer, SigningPurpose
+from dfa.custody.vault import Vault
 from dfa.ledger import service as ledger
 from dfa.platform import service as platform
 from dfa.platform.database import Database
+from dfa.platform.settings import Settings
+from tests.anvil import AnvilNode, anvil_binary
 from tests.factories import make_account, make_asset, make_party
 
 
@@ -254,3 +257,35 @@ async def test_a_chain_that_restarted_empty_is_rebuilt_from_the_ledger(chain_dat
     await _move(chain_database, b.id, a.id, 1)
     await fresh.drain()
     await _assert_in_sync(fresh, asset.id)
+
+
+async def test_a_movement_rolled_back_on_the_ledger_never_reaches_the_outbox(chain_database: Database, mirror: Mirror):
+    _, _, (a, b) = await _emission(chain_database)
+    await mirror.drain()
+    with pytest.raises(RuntimeError):
+        async with chain_database.unit_of_work() as session:
+            await ledger.post_transfer(session, transfer=ledger.TransferSpec(uuid.uuid4(), a.id, b.id, 1))
+            assert len(await platform.pending_messages(session, topic=TOPIC, limit=10)) == 1
+            raise RuntimeError("the command failed after the transfer")
+    async with chain_database.read() as session:
+        assert await platform.pending_messages(session, topic=TOPIC, limit=10) == []
+
+
+async def test_a_node_that_restarts_empty_while_the_mirror_runs_is_rebuilt(
+    chain_database: Database, vault: Vault, settings: Settings
+):
+    """anvil keeps its state in memory: after a restart it is a new, empty chain under the same id."""
+    binary = anvil_binary()
+    if binary is None:
+        pytest.skip("anvil is not on PATH and npm could not install @foundry-rs/anvil (is npm installed?)")
+    with AnvilNode(binary=binary, chain_id=31338) as node:
+        mirror = Mirror(
+            database=chain_database, chain=rpc_chain(node.url, timeout_s=2), vault=vault, signer=Signer(vault),
+            settings=settings,
+        )
+        asset, _, (a, b) = await _emission(chain_database)
+        await mirror.drain()
+        node.restart()
+        await _move(chain_database, a.id, b.id, 9)
+        await mirror.drain()
+        await _assert_in_sync(mirror, asset.id)

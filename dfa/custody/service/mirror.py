@@ -108,18 +108,20 @@ class Mirror:
         self._chain_id: int | None = None
         self._sender: str | None = None
         self._ready = False
+        self._genesis: str | None = None
         # Addresses of ledger accounts (by owner and kind) already committed; an address never changes.
         self._addresses: dict[tuple[str, str], str | None] = {}
 
     # --- start ---------------------------------------------------------------------------------
 
     async def _start(self) -> None:
-        """Know the chain and the sender; a development chain that restarted empty is rebuilt from
-        the ledger. Raises ChainUnavailable."""
-        if self._ready:
+        """Know the chain and the sender; a chain that restarted empty (a development node) is
+        rebuilt from the ledger, also when that happens while the mirror runs. Raises ChainUnavailable."""
+        genesis = await self.chain.genesis_hash()
+        if self._ready and genesis == self._genesis:
             return
         self._chain_id = await self.chain.chain_id()
-        genesis = await self.chain.genesis_hash()
+        self._genesis = genesis
         async with self.database.unit_of_work() as session:
             operator = await wallets.chain_operator(session, self.vault, settings=self.settings)
         self._sender = operator.address
