@@ -21,6 +21,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/chain_mirror.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
