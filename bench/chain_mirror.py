@@ -26,18 +26,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+import httpx
+from sqlalchemy import text
 
-from dfa.custody.chain import rpc_chain  # noqa: E402
-from dfa.custody.service.mirror import TOPIC, Mirror  # noqa: E402
-from dfa.custody.service.signing import Signer  # noqa: E402
-from dfa.custody.vault import AesKek, KeyRing, Vault  # noqa: E402
-from dfa.ledger import service as ledger  # noqa: E402
-from dfa.platform.database import Database, run_migrations_async, start_embedded_postgres  # noqa: E402
-from dfa.platform.settings import Settings  # noqa: E402
-from tests.anvil import AnvilNode, anvil_binary  # noqa: E402
-from tests.factories import make_account, make_asset, make_party  # noqa: E402
+from dfa.custody.chain import rpc_chain
+from dfa.custody.service.mirror import TOPIC, Mirror
+from dfa.custody.service.signing import Signer
+from dfa.custody.vault import AesKek, KeyRing, Vault
+from dfa.ledger import service as ledger
+from dfa.platform.database import Database, run_migrations_async, start_embedded_postgres
+from dfa.platform.settings import Settings
+from tests.anvil import AnvilNode, anvil_binary
+from tests.factories import make_account, make_asset, make_party
 
 EMISSIONS = 2
 UNITS_PER_HOLDER = 10**9

@@ -44,6 +44,12 @@ async def _with_database(work):
         await database.dispose()
 
 
+def _vault(settings):
+    from dfa.custody.vault import Vault, key_ring_from_settings
+
+    return Vault(key_ring_from_settings(settings))
+
+
 def verify(args: argparse.Namespace) -> int:
     from dfa.ledger import service
 
@@ -140,14 +146,13 @@ def handover_export(args: argparse.Namespace) -> int:
 
     from dfa.custody.errors import HandoverInvalid
     from dfa.custody.service import handover
-    from dfa.custody.vault import Vault, key_ring_from_settings
     from dfa.platform.identity.crypto import Keys
 
     receiver_key = Path(args.receiver_key).read_bytes()
 
     async def work(database, settings):
         return await handover.export_package(
-            database, Vault(key_ring_from_settings(settings)), receiver=args.receiver,
+            database, _vault(settings), receiver=args.receiver,
             receiver_public_key_pem=receiver_key, destination=Path(args.out), keys=Keys.load(settings),
             settings=settings,
         )
@@ -169,13 +174,12 @@ def handover_import(args: argparse.Namespace) -> int:
 
     from dfa.custody.errors import HandoverInvalid
     from dfa.custody.service import handover
-    from dfa.custody.vault import Vault, key_ring_from_settings
 
     private_key = Path(args.key).read_bytes()
 
     async def work(database, settings):
         return await handover.import_package(
-            database, Vault(key_ring_from_settings(settings)), source=Path(args.package),
+            database, _vault(settings), source=Path(args.package),
             receiver_private_key_pem=private_key, expected_operator_key_fingerprint=args.operator_key_fingerprint,
         )
 
@@ -190,10 +194,8 @@ def handover_import(args: argparse.Namespace) -> int:
 
 
 def custody_rewrap(args: argparse.Namespace) -> int:
-    from dfa.custody.vault import Vault, key_ring_from_settings
-
     async def work(database, settings):
-        vault = Vault(key_ring_from_settings(settings))
+        vault = _vault(settings)
         rewrapped = await vault.rewrap(database)
         async with database.read() as session:
             return rewrapped, await vault.key_counts(session), vault.ring.current.kek_id
@@ -207,9 +209,8 @@ def _mirror(database, settings):
     from dfa.custody.chain import chain_from_settings
     from dfa.custody.service.mirror import Mirror
     from dfa.custody.service.signing import Signer
-    from dfa.custody.vault import Vault, key_ring_from_settings
 
-    vault = Vault(key_ring_from_settings(settings))
+    vault = _vault(settings)
     return Mirror(
         database=database, chain=chain_from_settings(settings), vault=vault, signer=Signer(vault), settings=settings
     )

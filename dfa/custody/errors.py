@@ -3,12 +3,6 @@
 from dfa.platform.errors import Category, DomainError, ExternalPartyUnavailable
 
 
-class WalletNotFound(DomainError):
-    type = "wallet-not-found"
-    title = "No such wallet address"
-    category = Category.NOT_FOUND
-
-
 class TokenNotFound(DomainError):
     type = "token-not-found"
     title = "The emission has no token contract on this chain"

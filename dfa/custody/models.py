@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dfa.platform.database import Base
+from dfa.platform.database import Base, one_of
 
 SECRET_KINDS = ("mnemonic",)
 # Wallets are kept apart by whose assets they hold and for which activity (REQ-40, REQ-50).
@@ -30,10 +30,6 @@ PURPOSES = ("chain_operator", "holdings", "settlement", "money")
 TOKEN_STATUSES = ("deploying", "deployed")
 BATCH_KINDS = ("deploy", "ops")
 BATCH_STATUSES = ("prepared", "signed", "sent", "confirmed", "superseded")
-
-
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class DataKey(Base):
@@ -53,7 +49,7 @@ class SealedSecret(Base):
     """A secret (a mnemonic phrase) encrypted with AES-256-GCM under its own data key."""
 
     __tablename__ = "custody_secrets"
-    __table_args__ = (CheckConstraint(_one_of("kind", SECRET_KINDS), name="kind"),)
+    __table_args__ = (CheckConstraint(one_of("kind", SECRET_KINDS), name="kind"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     data_key_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("custody_data_keys.id"))
@@ -68,8 +64,8 @@ class Wallet(Base):
 
     __tablename__ = "custody_wallets"
     __table_args__ = (
-        CheckConstraint(_one_of("segment", SEGMENTS), name="segment"),
-        CheckConstraint(_one_of("activity", ACTIVITIES), name="activity"),
+        CheckConstraint(one_of("segment", SEGMENTS), name="segment"),
+        CheckConstraint(one_of("activity", ACTIVITIES), name="activity"),
         Index("uq_custody_wallets_segment_activity", "segment", "activity", unique=True),
     )
 
@@ -88,7 +84,7 @@ class WalletAddress(Base):
 
     __tablename__ = "custody_addresses"
     __table_args__ = (
-        CheckConstraint(_one_of("purpose", PURPOSES), name="purpose"),
+        CheckConstraint(one_of("purpose", PURPOSES), name="purpose"),
         CheckConstraint("address ~ '^0x[0-9a-fA-F]{40}$'", name="address"),
         Index("uq_custody_addresses_owner", "wallet_id", "party_id", "purpose", unique=True),
         Index("uq_custody_addresses_account", "wallet_id", "account", unique=True),
@@ -121,7 +117,7 @@ class Token(Base):
 
     __tablename__ = "custody_tokens"
     __table_args__ = (
-        CheckConstraint(_one_of("status", TOKEN_STATUSES), name="status"),
+        CheckConstraint(one_of("status", TOKEN_STATUSES), name="status"),
         Index("uq_custody_tokens_address", "chain_id", "address", unique=True),
     )
 
@@ -143,8 +139,8 @@ class ChainBatch(Base):
 
     __tablename__ = "custody_chain_batches"
     __table_args__ = (
-        CheckConstraint(_one_of("kind", BATCH_KINDS), name="kind"),
-        CheckConstraint(_one_of("status", BATCH_STATUSES), name="status"),
+        CheckConstraint(one_of("kind", BATCH_KINDS), name="kind"),
+        CheckConstraint(one_of("status", BATCH_STATUSES), name="status"),
         # A superseded batch's nonce is either consumed by its reverted transaction or reused by the
         # batch that replaced it (the node refused it, so the nonce is still free).
         Index(

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dfa.platform.database import Base
+from dfa.platform.database import Base, one_of
 
 # Contra accounts mirror something outside the holders' books (the money at the bank, the units
 # in circulation); their balance is never positive. Every other kind is never negative.
@@ -27,10 +27,6 @@ HOLDER_KINDS = ("available", "held")
 ACCOUNT_KINDS = (*HOLDER_KINDS, *CONTRA_KINDS, "settlement", "fees")
 TRANSFER_KINDS = ("transfer", "hold", "post", "void", "expire")
 HOLD_STATUSES = ("pending", "posted", "voided", "expired")
-
-
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Asset(Base):
@@ -54,9 +50,9 @@ class Asset(Base):
 class Account(Base):
     __tablename__ = "ledger_accounts"
     __table_args__ = (
-        CheckConstraint(_one_of("kind", ACCOUNT_KINDS), name="kind"),
+        CheckConstraint(one_of("kind", ACCOUNT_KINDS), name="kind"),
         CheckConstraint(
-            f"CASE WHEN {_one_of('kind', CONTRA_KINDS)} THEN balance <= 0 ELSE balance >= 0 END",
+            f"CASE WHEN {one_of('kind', CONTRA_KINDS)} THEN balance <= 0 ELSE balance >= 0 END",
             name="balance_sign",
         ),
         CheckConstraint("version >= 0", name="version"),
@@ -95,7 +91,7 @@ class Transfer(Base):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("debit_account_id <> credit_account_id", name="distinct_accounts"),
-        CheckConstraint(_one_of("kind", TRANSFER_KINDS), name="kind"),
+        CheckConstraint(one_of("kind", TRANSFER_KINDS), name="kind"),
         Index("ix_ledger_transfers_batch_id", "batch_id", postgresql_where=text("batch_id IS NOT NULL")),
         Index("ix_ledger_transfers_hold_id", "hold_id", postgresql_where=text("hold_id IS NOT NULL")),
     )
@@ -144,7 +140,7 @@ class Hold(Base):
             "posted_amount >= 0 AND released_amount >= 0 AND posted_amount + released_amount <= amount",
             name="amounts",
         ),
-        CheckConstraint(_one_of("status", HOLD_STATUSES), name="status"),
+        CheckConstraint(one_of("status", HOLD_STATUSES), name="status"),
         CheckConstraint(
             "(status = 'pending') = (posted_amount + released_amount < amount)", name="closed_when_exhausted"
         ),

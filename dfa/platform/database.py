@@ -29,6 +29,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """A check constraint's condition: the column holds one of these values."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
 def asyncpg_url(url: str) -> str:
     """The SQLAlchemy URL for asyncpg, whatever driver the given PostgreSQL URL names."""
     parsed = make_url(url)

@@ -555,7 +555,7 @@ class Mirror:
             session, chain_id=self._chain_id, asset_id=asset_id, from_seq=chain_next
         )
         expected = dict(holdings)
-        apply_ops(expected, unapplied, sign=-1)
+        _take_back(expected, unapplied)
         expected_supply = sum(expected.values())
         differences = [
             HolderDifference(address, expected.get(address, 0), chain_balances.get(address, 0))
@@ -605,15 +605,15 @@ class EmissionComparison:
         return self.expected_supply == self.chain_supply and not self.differences
 
 
-def apply_ops(balances: dict[str, int], ops: list[list[Any]], *, sign: int = 1) -> None:
-    """Add (sign=1) or take back (sign=-1) the effect of ops on per-address balances."""
+def _take_back(balances: dict[str, int], ops: list[list[Any]]) -> None:
+    """Undo the effect of ops on per-address balances (ops the chain has not applied yet)."""
     for kind, source, target, amount, _ in ops:
         if kind in (PAUSE, UNPAUSE):
             continue
         if source is not None:
-            balances[source] = balances.get(source, 0) - sign * int(amount)
+            balances[source] = balances.get(source, 0) + int(amount)
         if target is not None:
-            balances[target] = balances.get(target, 0) + sign * int(amount)
+            balances[target] = balances.get(target, 0) - int(amount)
 
 
 async def pause_emission(session: AsyncSession, *, asset_id: int, paused: bool) -> None:

@@ -16,7 +16,6 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.custody import repository
-from dfa.custody.errors import WalletNotFound
 from dfa.custody.models import Wallet, WalletAddress
 from dfa.custody.vault import Vault
 from dfa.platform.audit import service as audit
@@ -185,14 +184,6 @@ async def list_addresses(
     return [
         _record(a, w) for a, w in await repository.list_addresses(session, party_id=party_id, after=after, limit=limit)
     ]
-
-
-async def get_address(session: AsyncSession, address: str) -> AddressRecord:
-    """Raises WalletNotFound."""
-    found = await repository.get_address(session, address)
-    if found is None:
-        raise WalletNotFound(f"no wallet address {address}")
-    return _record(found, await repository.get_wallet(session, found.wallet_id))
 
 
 async def list_wallets(session: AsyncSession) -> list[Wallet]:

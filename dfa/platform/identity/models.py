@@ -19,15 +19,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dfa.platform.database import Base
+from dfa.platform.database import Base, one_of
 
 KYC_STATUSES = ("pending", "identified", "rejected", "suspended")
 KYC_LEVELS = ("none", "simplified", "full")
 ROLES = ("investor", "issuer", "compliance_officer", "operator_admin", "auditor")
-
-
-def _one_of(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class Party(Base):
@@ -40,8 +36,8 @@ class Party(Base):
     __tablename__ = "parties"
     __table_args__ = (
         CheckConstraint("kind IN ('person', 'legal_entity')", name="kind"),
-        CheckConstraint(_one_of("kyc_status", KYC_STATUSES), name="kyc_status"),
-        CheckConstraint(_one_of("kyc_level", KYC_LEVELS), name="kyc_level"),
+        CheckConstraint(one_of("kyc_status", KYC_STATUSES), name="kyc_status"),
+        CheckConstraint(one_of("kyc_level", KYC_LEVELS), name="kyc_level"),
         CheckConstraint("sex IS NULL OR sex IN ('male', 'female')", name="sex"),
         CheckConstraint("kind = 'legal_entity' OR birth_date IS NOT NULL", name="person_birth_date"),
     )
@@ -64,8 +60,8 @@ class KycEvent(Base):
 
     __tablename__ = "kyc_events"
     __table_args__ = (
-        CheckConstraint(_one_of("status", KYC_STATUSES), name="status"),
-        CheckConstraint(_one_of("level", KYC_LEVELS), name="level"),
+        CheckConstraint(one_of("status", KYC_STATUSES), name="status"),
+        CheckConstraint(one_of("level", KYC_LEVELS), name="level"),
         Index("ix_kyc_events_party_id_id", "party_id", "id"),
     )
 
