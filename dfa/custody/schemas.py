@@ -72,6 +72,6 @@ class ComparisonOut(Response):
 
 class MirrorStatusOut(Response):
     chain: str = Field(description="Which node: the in-process EVM or the JSON-RPC URL's host.")
-    pending_movements: int = Field(description="Ledger movements waiting in the outbox (at most the page size).")
+    pending_movements: int = Field(description="Ledger movements waiting in the outbox (counted up to 1000).")
     batches: dict[str, int] = Field(description="Chain batches per status.")
     oldest_pending_at: datetime | None = Field(description="When the oldest movement still waiting was written.")
