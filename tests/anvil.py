@@ -20,6 +20,8 @@ from typing import Self
 
 import httpx
 
+from tests.servers import free_port
+
 ANVIL_PACKAGE = "@foundry-rs/anvil@1.7.1"
 CACHE_DIR = Path.home() / ".cache" / "dfa-test-tools" / "anvil"
 INSTALL_TIMEOUT_S = 300
@@ -74,12 +76,6 @@ def anvil_binary() -> Path | None:
             if cached.is_file() and not os.access(cached, os.X_OK):
                 cached.chmod(0o755)
     return cached if cached.is_file() and _works(cached) else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def chain_id_of(url: str, *, timeout_s: float = 2.0) -> int:

@@ -1,17 +1,14 @@
 """One embedded PostgreSQL per test session, migrated once; each service test in a rolled-back transaction."""
 
 import asyncio
-import socket
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +16,7 @@ from dfa.platform.database import Database, run_migrations, start_embedded_postg
 from dfa.platform.settings import Settings
 from tests.identity import Users
 from tests.recording import ResponseRecorder, start_recording
+from tests.servers import served
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,12 +93,6 @@ async def session(database: Database) -> AsyncIterator[AsyncSession]:
             await transaction.rollback()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def app(settings: Settings):
     """The platform's ASGI app; tests reach its simulators through `app.state`."""
@@ -114,19 +106,8 @@ def app(settings: Settings):
 @pytest.fixture(scope="session")
 def server_url(app) -> Iterator[str]:
     """The platform served over real HTTP by uvicorn, in a thread with its own event loop."""
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(app, lifespan="on") as url:
+        yield url
 
 
 @pytest.fixture

@@ -202,6 +202,25 @@ class Settings(BaseSettings):
     external_timeout_s: float = Field(
         default=5.0, gt=0, le=60, description="Timeout of one call to an external party."
     )
+    bank_url: str | None = Field(
+        default=None,
+        description="API of the operator's bank (camt.053 statements, pain.001 payment orders); without it the "
+        "built-in bank simulator answers.",
+    )
+    bank_token: SecretStr | None = Field(
+        default=None, description="Bearer token the operator's bank issued to the operator."
+    )
+    operator_client_money_iban: str = Field(
+        default="KZ14601KZT0000100001",
+        pattern=r"^KZ[0-9]{2}[0-9]{3}[0-9A-Z]{13}$",
+        description="IBAN (electronic form) of the account at the operator's bank where clients' money is kept "
+        "apart from the operator's own; the default is a demo account of the simulator.",
+    )
+    operator_bank_bic: str = Field(
+        default="HSBKKZKX",
+        pattern=r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$",
+        description="BIC (ISO 9362) of the bank that keeps the client-money account.",
+    )
 
     # Calendar
     timezone: str = Field(default="Asia/Almaty", description="Time zone of business dates and deadlines.")

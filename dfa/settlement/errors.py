@@ -38,3 +38,28 @@ class PaymentOrderInvalid(DomainError):
     type = "payment-order-invalid"
     title = "The payment order is not valid"
     category = Category.INVALID
+
+
+class PaymentOrdersRefused(DomainError):
+    """The bank refused a pain.001 message as a whole: none of its orders was executed.
+
+    `code` is the bank's short reason code (the simulator's are in `dfa.settlement.bank.RefusalCode`),
+    `reason` the bank's own words.
+    """
+
+    type = "payment-orders-refused"
+    title = "The bank refused the payment orders"
+    category = Category.REFUSED
+
+    def __init__(self, reason: str, *, code: str) -> None:
+        super().__init__(f"The bank refused the payment orders ({code}): {reason}", code=code)
+        self.code = code
+        self.reason = reason
+
+
+class BankAccountUnknown(DomainError):
+    """The bank keeps no account with that IBAN, so it has no statement of it."""
+
+    type = "bank-account-unknown"
+    title = "The bank keeps no such account"
+    category = Category.NOT_FOUND

@@ -6,20 +6,15 @@ Every way of not answering must end in ExternalPartyUnavailable.
 """
 
 import base64
-import contextlib
 import hashlib
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, timedelta
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from dfa.platform.adapters import antifraud, identification
 from dfa.platform.adapters.antifraud import (
@@ -42,6 +37,7 @@ from dfa.platform.errors import ExternalPartyUnavailable, InvariantViolation
 from dfa.platform.identifiers import is_valid_identification_number
 from dfa.platform.logs import JsonFormatter
 from dfa.platform.settings import Settings
+from tests.servers import free_port, served
 
 TOKEN = "test-token"
 TIMEOUT_S = 2.0
@@ -81,31 +77,6 @@ REGISTRY_JSON = json.dumps(
         ]
     }
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _served(app: FastAPI) -> Iterator[str]:
-    """`app` served over real HTTP by uvicorn in a thread with its own event loop."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the simulator server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _reset(simulator: AntiFraudSimulator | IdentificationCentreSimulator) -> None:
@@ -221,7 +192,7 @@ def test_a_watch_list_with_a_malformed_identifier_is_refused():
 @pytest.fixture(scope="module")
 def served_centre() -> Iterator[tuple[AntiFraudSimulator, str]]:
     simulator = AntiFraudSimulator(WatchList.from_json(WATCH_LIST_JSON))
-    with _served(antifraud.simulator_app(simulator, token=TOKEN)) as url:
+    with served(antifraud.simulator_app(simulator, token=TOKEN)) as url:
         yield simulator, url
 
 
@@ -284,7 +255,7 @@ async def test_http_client_gives_up_on_a_centre_slower_than_its_timeout(served_c
 
 
 async def test_http_client_refuses_when_nobody_listens():
-    client = HttpAntiFraudCentre(f"http://127.0.0.1:{_free_port()}", timeout_s=TIMEOUT_S)
+    client = HttpAntiFraudCentre(f"http://127.0.0.1:{free_port()}", timeout_s=TIMEOUT_S)
     try:
         with pytest.raises(ExternalPartyUnavailable) as refused:
             await client.screen(operation="transfer", sender=CLEAN_PERSON, recipient=CLEAN_ENTITY)
@@ -497,7 +468,7 @@ def test_a_registry_enrolling_one_iin_twice_is_refused():
 @pytest.fixture(scope="module")
 def served_id_centre() -> Iterator[tuple[IdentificationCentreSimulator, str]]:
     simulator = IdentificationCentreSimulator(Registry.from_json(REGISTRY_JSON))
-    with _served(identification.simulator_app(simulator, token=TOKEN)) as url:
+    with served(identification.simulator_app(simulator, token=TOKEN)) as url:
         yield simulator, url
 
 
@@ -555,7 +526,7 @@ async def test_http_identification_client_gives_up_on_a_slow_centre(served_id_ce
 
 
 async def test_http_identification_client_refuses_when_nobody_listens():
-    client = HttpIdentificationCentre(f"http://127.0.0.1:{_free_port()}", timeout_s=TIMEOUT_S)
+    client = HttpIdentificationCentre(f"http://127.0.0.1:{free_port()}", timeout_s=TIMEOUT_S)
     try:
         with pytest.raises(ExternalPartyUnavailable):
             await client.verify(iin=ENROLLED_IIN, sample=ENROLLED_SAMPLE)
