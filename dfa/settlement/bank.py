@@ -11,16 +11,14 @@ The bank's answer about money has two outcomes only, as with every external part
 is an unknown account (`BankAccountUnknown`).
 """
 
-import asyncio
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 from xml.etree import ElementTree as ET
 
 import httpx
@@ -30,9 +28,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
-from dfa.platform.adapters.external import SimulatedParty, mask_identifier, simulator_api, unavailable
-from dfa.platform.errors import ExternalPartyUnavailable, InvariantViolation, invariant
-from dfa.platform.logs import request_id_var
+from dfa.platform.adapters.external import (
+    JsonApiClient,
+    SimulatedParty,
+    mask_identifier,
+    simulator_api,
+)
+from dfa.platform.errors import InvariantViolation, invariant
 from dfa.platform.settings import Settings
 from dfa.settlement.errors import BankAccountUnknown, InvalidIban, PaymentOrderInvalid, PaymentOrdersRefused
 from dfa.settlement.iban import validate_kazakh_iban
@@ -201,10 +203,6 @@ class RefusalAnswer(BaseModel):
     reason: str = Field(min_length=1, max_length=REFUSAL_REASON_MAX_LENGTH, description="Why, in the bank's words.")
 
 
-class _AnswerTooLarge(Exception):
-    pass
-
-
 class HttpBank:
     """The bank's API, bearer `token` when given:
 
@@ -226,15 +224,21 @@ class HttpBank:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.timeout_s = timeout_s
-        self._base_url = base_url
-        self._token = token
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._api = JsonApiClient(
+            party=PARTY,
+            base_url=base_url,
+            timeout_s=timeout_s,
+            token=token,
+            transport=transport,
+            log=log,
+            accept="application/xml, application/json",
+            answer_max_bytes=STATEMENT_MAX_BYTES,
+        )
 
     async def statement(self, *, account_iban: str, day: date) -> bytes:
         """See `Bank.statement`. Raises InvalidIban, BankAccountUnknown, ExternalPartyUnavailable."""
         iban = validate_kazakh_iban(account_iban)
-        status, body, elapsed_ms = await self._call("GET", f"/accounts/{iban}/statements/{day.isoformat()}")
+        status, body, elapsed_ms = await self._api.request("GET", f"/accounts/{iban}/statements/{day.isoformat()}")
         if status == 200:
             log.info("bank statement received", extra={"account": mask_identifier(iban), "day": day.isoformat(),
                                                        "bytes": len(body), "elapsed_ms": elapsed_ms})
@@ -243,84 +247,26 @@ class HttpBank:
         if refusal is not None and refusal.code == RefusalCode.UNKNOWN_ACCOUNT:
             masked = mask_identifier(iban)
             raise BankAccountUnknown(f"The bank keeps no account {masked}", account=masked)
-        raise self._failed(f"answered HTTP {status}", "status", status=status, elapsed_ms=elapsed_ms)
+        raise self._api.failed(f"answered HTTP {status}", "status", status=status, elapsed_ms=elapsed_ms)
 
     async def submit_payment_orders(self, document: bytes) -> str:
         """See `Bank.submit_payment_orders`. Raises PaymentOrdersRefused, ExternalPartyUnavailable."""
         invariant(len(document) <= PAYMENT_ORDER_DOCUMENT_MAX_BYTES, "a payment order document fits the bank's limit")
-        status, body, elapsed_ms = await self._call(
+        status, body, elapsed_ms = await self._api.request(
             "POST", "/payment-orders", content=document, content_type="application/xml"
         )
         if status == 200:
-            try:
-                acceptance_id = AcceptanceAnswer.model_validate_json(body).acceptance_id
-            except ValidationError:
-                raise self._failed("gave a malformed answer", "malformed", elapsed_ms=elapsed_ms) from None
+            acceptance_id = self._api.parse(body, AcceptanceAnswer).acceptance_id
             log.info("payment orders accepted", extra={"acceptance_id": acceptance_id, "elapsed_ms": elapsed_ms})
             return acceptance_id
         refusal = _refusal(body) if 400 <= status < 500 else None
         if refusal is None:
-            raise self._failed(f"answered HTTP {status}", "status", status=status, elapsed_ms=elapsed_ms)
+            raise self._api.failed(f"answered HTTP {status}", "status", status=status, elapsed_ms=elapsed_ms)
         log.warning("payment orders refused", extra={"code": refusal.code, "status": status})
         raise PaymentOrdersRefused(refusal.reason, code=refusal.code)
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            headers = {"Accept": "application/xml, application/json"}
-            if self._token:
-                headers["Authorization"] = f"Bearer {self._token}"
-            self._client = httpx.AsyncClient(
-                base_url=self._base_url,
-                headers=headers,
-                timeout=httpx.Timeout(self.timeout_s),
-                transport=self._transport,
-                follow_redirects=False,
-            )
-        return self._client
-
-    async def _call(
-        self, method: str, path: str, *, content: bytes | None = None, content_type: str | None = None
-    ) -> tuple[int, bytes, float]:
-        """Status, body (at most STATEMENT_MAX_BYTES) and milliseconds taken; ExternalPartyUnavailable else."""
-        started = time.perf_counter()
-        headers = {}
-        if content_type is not None:
-            headers["Content-Type"] = content_type
-        if request_id := request_id_var.get():
-            headers["X-Request-Id"] = request_id
-        try:
-            # httpx's timeout bounds each phase; the bank's answer as a whole gets the same budget.
-            async with asyncio.timeout(self.timeout_s):
-                async with self._http().stream(method, path, content=content, headers=headers) as response:
-                    body = await _read_limited(response)
-                    status = response.status_code
-        except (TimeoutError, httpx.TimeoutException):
-            raise self._failed(f"did not answer within {self.timeout_s} s", "timeout") from None
-        except _AnswerTooLarge:
-            raise self._failed(f"answered with more than {STATEMENT_MAX_BYTES} bytes", "malformed") from None
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise self._failed("could not be reached", "unreachable", error=type(exc).__name__) from exc
-        return status, body, round((time.perf_counter() - started) * 1000, 1)
-
-    def _failed(self, reason: str, failure: str, **extra: Any) -> ExternalPartyUnavailable:
-        log.warning("%s unavailable", PARTY, extra={"failure": failure, **extra})
-        return unavailable(PARTY, reason)
-
     async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
-
-
-async def _read_limited(response: httpx.Response) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > STATEMENT_MAX_BYTES:
-            raise _AnswerTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+        await self._api.aclose()
 
 
 def _refusal(body: bytes) -> RefusalAnswer | None:

@@ -42,9 +42,10 @@ class _AnswerTooLarge(Exception):
 
 
 class JsonApiClient:
-    """A POST of JSON to one external party that returns a validated answer or raises
-    `ExternalPartyUnavailable` — on a timeout, a connection failure, any status but 200, or an answer
-    that does not match its schema.
+    """Calls to one external party that answer or raise `ExternalPartyUnavailable` — on a timeout, a
+    connection failure, or an answer larger than the client's limit. `post` also refuses any status
+    but 200 and an answer that does not match its schema; `request` hands back status and body for
+    parties whose refusals carry meaning (a bank's 4xx).
 
     One connection pool per client, opened on first use; `aclose()` releases it.
     """
@@ -58,18 +59,22 @@ class JsonApiClient:
         token: str | None,
         transport: httpx.AsyncBaseTransport | None,
         log: logging.Logger,
+        accept: str = "application/json",
+        answer_max_bytes: int = ANSWER_MAX_BYTES,
     ) -> None:
         self.party = party
         self.timeout_s = timeout_s
+        self.answer_max_bytes = answer_max_bytes
         self._base_url = base_url
         self._token = token
         self._transport = transport
+        self._accept = accept
         self._log = log
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            headers = {"Accept": "application/json"}
+            headers = {"Accept": self._accept}
             if self._token:
                 headers["Authorization"] = f"Bearer {self._token}"
             self._client = httpx.AsyncClient(
@@ -81,45 +86,66 @@ class JsonApiClient:
             )
         return self._client
 
-    async def post(self, path: str, payload: dict[str, Any], answer: type[Answer]) -> tuple[Answer, float]:
-        """The party's validated answer to `payload` and how long it took in milliseconds.
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        content_type: str | None = None,
+    ) -> tuple[int, bytes, float]:
+        """The party's status, body (at most `answer_max_bytes`) and milliseconds taken.
 
         Raises ExternalPartyUnavailable.
         """
         started = time.perf_counter()
         headers = {}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
         request_id = request_id_var.get()
         if request_id:
             headers["X-Request-Id"] = request_id
         try:
             # httpx's timeout bounds each phase; the party's answer as a whole gets the same budget.
             async with asyncio.timeout(self.timeout_s):
-                async with self._http().stream("POST", path, json=payload, headers=headers) as response:
+                async with self._http().stream(method, path, json=json, content=content, headers=headers) as response:
+                    body = await _read_limited(response, max_bytes=self.answer_max_bytes)
                     status = response.status_code
-                    body = await _read_limited(response) if status == 200 else b""
         except (TimeoutError, httpx.TimeoutException):
-            raise self._failed(f"did not answer within {self.timeout_s} s", "timeout") from None
+            raise self.failed(f"did not answer within {self.timeout_s} s", "timeout") from None
         except _AnswerTooLarge:
-            raise self._failed(f"answered with more than {ANSWER_MAX_BYTES} bytes", "malformed") from None
+            raise self.failed(f"answered with more than {self.answer_max_bytes} bytes", "malformed") from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise self._failed("could not be reached", "unreachable", error=type(exc).__name__) from exc
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+            raise self.failed("could not be reached", "unreachable", error=type(exc).__name__) from exc
+        return status, body, round((time.perf_counter() - started) * 1000, 1)
+
+    async def post(self, path: str, payload: dict[str, Any], answer: type[Answer]) -> tuple[Answer, float]:
+        """The party's validated answer to `payload` and how long it took in milliseconds.
+
+        Raises ExternalPartyUnavailable.
+        """
+        status, body, elapsed_ms = await self.request("POST", path, json=payload)
         if status != 200:
-            raise self._failed(f"answered HTTP {status}", "status", status=status, elapsed_ms=elapsed_ms)
+            raise self.failed(f"answered HTTP {status}", "status", status=status, elapsed_ms=elapsed_ms)
+        return self.parse(body, answer), elapsed_ms
+
+    def parse(self, body: bytes, answer: type[Answer]) -> Answer:
+        """The answer validated against its schema. Raises ExternalPartyUnavailable."""
         try:
-            parsed = answer.model_validate_json(body)
+            return answer.model_validate_json(body)
         except ValidationError as exc:
             # The validation error quotes the answer, which may carry names and identifiers: keep only
             # where it failed.
             where = sorted({".".join(str(p) for p in e["loc"]) or "(root)" for e in exc.errors()})
-            raise self._failed("gave a malformed answer", "malformed", fields=where) from None
-        return parsed, elapsed_ms
+            raise self.failed("gave a malformed answer", "malformed", fields=where) from None
 
     def malformed(self, why: str) -> ExternalPartyUnavailable:
         """The refusal for an answer that is well-formed JSON but does not fit the request it answers."""
-        return self._failed("gave a malformed answer", "malformed", why=why)
+        return self.failed("gave a malformed answer", "malformed", why=why)
 
-    def _failed(self, reason: str, failure: str, **extra: Any) -> ExternalPartyUnavailable:
+    def failed(self, reason: str, failure: str, **extra: Any) -> ExternalPartyUnavailable:
+        """Log why the party gave no usable answer and return the refusal to raise."""
         self._log.warning("%s unavailable", self.party, extra={"failure": failure, **extra})
         return unavailable(self.party, reason)
 
@@ -130,12 +156,12 @@ class JsonApiClient:
             await client.aclose()
 
 
-async def _read_limited(response: httpx.Response) -> bytes:
+async def _read_limited(response: httpx.Response, *, max_bytes: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
-        if size > ANSWER_MAX_BYTES:
+        if size > max_bytes:
             raise _AnswerTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
