@@ -42,7 +42,7 @@ from dfa.custody.contract import (
     created_address,
 )
 from dfa.custody.errors import TokenNotFound
-from dfa.custody.models import ChainBatch, ChainSender, Token
+from dfa.custody.models import ChainBatch, Token
 from dfa.custody.service import wallets
 from dfa.custody.service.signing import Signer, SigningPurpose
 from dfa.custody.vault import Vault
@@ -90,12 +90,14 @@ class Pass:
 
 @dataclass
 class _Context:
-    """What a prepare step needs again and again in one transaction."""
+    """What a prepare step needs again and again in one transaction, and the counters it advances
+    (written back with one statement each, never through the ORM's change tracking)."""
 
-    sender: ChainSender
+    next_nonce: int
     operator_party_id: uuid.UUID
     addresses: dict[tuple[str, str], str | None] = field(default_factory=dict)
     tokens: dict[int, Token] = field(default_factory=dict)
+    next_batch: dict[int, int] = field(default_factory=dict)
 
 
 class Mirror:
@@ -184,16 +186,16 @@ class Mirror:
         sender = await repository.lock_sender(session, chain_id=self._chain_id, address=self._sender)
         invariant(sender is not None, "the sender row exists once the mirror started")
         operator = await parties.ensure_operator_party(session, settings=self.settings)
-        return _Context(sender=sender, operator_party_id=operator.id, addresses=dict(self._addresses))
+        return _Context(next_nonce=sender.next_nonce, operator_party_id=operator.id, addresses=dict(self._addresses))
 
     async def _save_nonce(self, session: AsyncSession, context: _Context) -> None:
         await repository.set_sender(
-            session, chain_id=self._chain_id, address=self._sender, values={"next_nonce": context.sender.next_nonce}
+            session, chain_id=self._chain_id, address=self._sender, values={"next_nonce": context.next_nonce}
         )
 
     def _take_nonce(self, context: _Context) -> int:
-        nonce = context.sender.next_nonce
-        context.sender.next_nonce += 1
+        nonce = context.next_nonce
+        context.next_nonce += 1
         return nonce
 
     async def _token(self, session: AsyncSession, context: _Context, asset_id: int) -> Token:
@@ -258,6 +260,7 @@ class Mirror:
 
     async def _add_batches(self, session: AsyncSession, context: _Context, asset_id: int, ops: list[list[Any]]) -> int:
         token = await self._token(session, context, asset_id)
+        seq = context.next_batch.get(asset_id, token.next_batch)
         size = min(self.settings.chain_batch_max_ops, MAX_OPS)
         count = 0
         for start in range(0, len(ops), size):
@@ -269,16 +272,15 @@ class Mirror:
                     "nonce": self._take_nonce(context),
                     "asset_id": asset_id,
                     "kind": "ops",
-                    "seq": token.next_batch,
+                    "seq": seq,
                     "ops": ops[start : start + size],
                     "status": "prepared",
                 },
             )
-            token.next_batch += 1
+            seq += 1
             count += 1
-        await repository.update_token(
-            session, chain_id=self._chain_id, asset_id=asset_id, values={"next_batch": token.next_batch}
-        )
+        context.next_batch[asset_id] = seq
+        await repository.update_token(session, chain_id=self._chain_id, asset_id=asset_id, values={"next_batch": seq})
         return count
 
     async def prepare(self) -> int:
@@ -434,7 +436,7 @@ class Mirror:
                 session, batch_id=batch.id, values={"status": "superseded", "last_error": reason[:1000]}
             )
             if not reuse_nonce:
-                context.sender.next_nonce = max(context.sender.next_nonce, await self.chain.nonce(self._sender))
+                context.next_nonce = max(context.next_nonce, await self.chain.nonce(self._sender))
             nonce = batch.nonce if reuse_nonce else self._take_nonce(context)
             values = {
                 "chain_id": self._chain_id,
