@@ -16,6 +16,7 @@ from dfa.platform.identity.crypto import Keys
 from dfa.platform.identity.models import Party
 from dfa.platform.identity.service import parties, users
 from dfa.platform.settings import Settings
+from dfa.settlement.service import accounts as settlement_accounts
 
 DEMO = uuid.UUID("0b7c5f7e-3c1e-4f0a-9d55-6f4f5d0c2a11")
 
@@ -71,7 +72,6 @@ async def _user(session: AsyncSession, *, login: str, roles: list[str], party_id
 async def seed(session: AsyncSession, *, settings: Settings, keys: Keys) -> bool:
     """Seed the demo data unless it is there; returns whether anything was written."""
     _refuse_in_production(settings)
-    operator = await parties.ensure_operator_party(session, settings=settings)
     investors = [
         await _identified_party(session, kind="person", name=name, identifier=iin, settings=settings)
         for _, name, iin in INVESTORS
@@ -87,22 +87,20 @@ async def seed(session: AsyncSession, *, settings: Settings, keys: Keys) -> bool
             await users.set_second_factor(session, user_id=user.id, secret=secret, keys=keys)
             wrote = True
 
+    emission = f"{settings.operator_nbk_registration_number}-000001"
     try:
-        await ledger.get_asset(session, "KZT")
+        await ledger.get_asset(session, emission)
         return wrote
     except ledger_errors.AssetNotFound:
         pass
     investor_a, investor_b = investors[0], investors[1]
-    await ledger.create_asset(session, code="KZT", kind="money", scale=2, name="Kazakhstani tenge")
-    emission = f"{settings.operator_nbk_registration_number}-000001"
+    await settlement_accounts.ensure_money(session, settings=settings)
     await ledger.create_asset(session, code=emission, kind="dfa", scale=0, name="Steppe Grain warehouse receipt DFA")
 
     async def account(owner: Party, asset: str, kind: str):
         return await ledger.open_account(session, owner_party_id=owner.id, asset_code=asset, kind=kind, settings=settings)
 
-    client_money = await account(operator, "KZT", "client_money")
-    await account(operator, "KZT", "own_money")
-    await account(operator, "KZT", "fees")
+    client_money = await settlement_accounts.operator_account(session, kind="client_money", settings=settings)
     cash = {p.id: await account(p, "KZT", "available") for p in (*investors, issuer)}
     issued = await account(issuer, emission, "issued")
     units = {p.id: await account(p, emission, "available") for p in (*investors, issuer)}

@@ -30,6 +30,11 @@ from dfa.platform.jobs import run_periodically
 from dfa.platform.router import router as platform_router
 from dfa.platform.settings import Settings, get_settings
 from dfa.platform.web import RequestContextMiddleware, install_error_handlers
+from dfa.settlement import jobs as settlement_jobs
+from dfa.settlement.bank import bank_from_settings
+from dfa.settlement.cash_router import router as cash_router
+from dfa.settlement.router import router as trading_router
+from dfa.settlement.service import accounts as settlement_accounts
 
 log = logging.getLogger("dfa")
 
@@ -52,6 +57,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         await platform_jobs.record_configuration(db, settings)
         async with db.unit_of_work() as session:
             await wallets.ensure_segment_wallets(session, app.state.vault, settings=settings)
+            await settlement_accounts.ensure_money(session, settings=settings)
         if settings.demo_data:
             async with db.unit_of_work() as session:
                 if await demo.seed(session, settings=settings, keys=app.state.keys):
@@ -71,6 +77,21 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 )
             ),
         ]
+        if settings.settlement_end_of_day_interval_s > 0:
+            jobs.append(asyncio.create_task(run_periodically(
+                "settlement-end-of-day", settings.settlement_end_of_day_interval_s,
+                lambda: settlement_jobs.end_of_day_once(db, app.state.antifraud, settings),
+            )))
+        if settings.bank_poll_interval_s > 0:
+            jobs.append(asyncio.create_task(run_periodically(
+                "bank-statement-poll", settings.bank_poll_interval_s,
+                lambda: settlement_jobs.poll_statement_once(db, app.state.bank, settings),
+            )))
+        if settings.withdrawal_submit_interval_s > 0:
+            jobs.append(asyncio.create_task(run_periodically(
+                "withdrawal-submission", settings.withdrawal_submit_interval_s,
+                lambda: settlement_jobs.submit_withdrawals_once(db, app.state.bank, settings),
+            )))
         if settings.chain_mirror_enabled:
             jobs.append(asyncio.create_task(custody_jobs.run_mirror(app.state.mirror)))
         try:
@@ -83,6 +104,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                     await job
             await app.state.antifraud.aclose()
             await app.state.identification_centre.aclose()
+            await app.state.bank.aclose()
             if database is None:
                 await db.dispose()
 
@@ -102,6 +124,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.vault = Vault(key_ring_from_settings(settings))
     app.state.signer = Signer(app.state.vault)
     app.state.chain = chain_from_settings(settings)
+    app.state.bank = bank_from_settings(settings)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.request_body_max_bytes)
     install_error_handlers(app)
     app.include_router(platform_router)
@@ -111,6 +134,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(calendar_router)
     app.include_router(ledger_router)
     app.include_router(custody_router)
+    app.include_router(cash_router)
+    app.include_router(trading_router)
     build_openapi = app.openapi
 
     def openapi() -> dict:

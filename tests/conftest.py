@@ -49,6 +49,10 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         sign_in_attempts_per_minute=100_000,
         # The chain mirror has tests of its own, on a database of its own.
         chain_mirror_enabled=False,
+        # Statements, withdrawals and the day's settlement are run by the tests themselves.
+        bank_poll_interval_s=0,
+        withdrawal_submit_interval_s=0,
+        settlement_end_of_day_interval_s=0,
         _env_file=None,
     )
 

@@ -62,6 +62,10 @@ async def get_asset_by_code(session: AsyncSession, code: str) -> Asset | None:
     return (await session.execute(select(Asset).where(Asset.code == code))).scalar_one_or_none()
 
 
+async def get_assets_by_code(session: AsyncSession, codes: Sequence[str]) -> list[Asset]:
+    return list((await session.execute(select(Asset).where(Asset.code.in_(list(codes))))).scalars())
+
+
 async def get_asset(session: AsyncSession, asset_id: int) -> Asset | None:
     return await session.get(Asset, asset_id)
 
@@ -103,6 +107,21 @@ async def find_account(
         Account.owner_party_id == owner_party_id, Account.asset_id == asset_id, Account.kind == kind
     )
     return (await session.execute(statement)).scalars().first()
+
+
+async def account_ids(
+    session: AsyncSession, *, owners: Sequence[uuid.UUID], asset_ids: Sequence[int], kinds: Sequence[str]
+) -> list[Any]:
+    """(owner_party_id, asset_id, kind, id) of the first account of each (owner, asset, kind) asked for."""
+    statement = text(
+        """
+        SELECT DISTINCT ON (a.owner_party_id, a.asset_id, a.kind) a.owner_party_id, a.asset_id, a.kind, a.id
+        FROM unnest(CAST(:owners AS uuid[]), CAST(:assets AS integer[]), CAST(:kinds AS text[])) AS k (owner, asset, kind)
+        JOIN ledger_accounts a ON a.owner_party_id = k.owner AND a.asset_id = k.asset AND a.kind = k.kind
+        ORDER BY a.owner_party_id, a.asset_id, a.kind, a.id
+        """
+    )
+    return list(await session.execute(statement, {"owners": list(owners), "assets": list(asset_ids), "kinds": list(kinds)}))
 
 
 async def list_accounts(
@@ -335,6 +354,56 @@ def _translate(error: DBAPIError, *, transfer_id: uuid.UUID | None) -> Exception
     if found.sqlstate == "22003":
         return errors.BalanceLimitExceeded("a resulting balance would exceed the ledger's 64-bit range")
     return error
+
+
+_SETTLE_HOLDS = text(
+    "SELECT ledger_settle_holds(CAST(:batch_id AS uuid), CAST(:place_ids AS uuid[]), "
+    "CAST(:place_accounts AS bigint[]), CAST(:place_amounts AS bigint[]), CAST(:place_references AS text[]), "
+    "CAST(:post_holds AS uuid[]), CAST(:post_ids AS uuid[]), CAST(:post_credits AS bigint[]), "
+    "CAST(:post_amounts AS bigint[]), CAST(:post_references AS text[]), CAST(:void_holds AS uuid[]), "
+    "CAST(:void_ids AS uuid[]))"
+)
+
+
+async def settle_holds(session: AsyncSession, **arrays: Any) -> datetime:
+    """Place, post and void holds in one statement (see `ledger_settle_holds`); returns its timestamp.
+
+    Raises HoldNotFound, HoldNotPending, HoldExpired, HoldAmountExceeded, HoldRequiresAvailableAccount,
+    HoldIdReusedWithDifferentRequest and what `post_batch` raises. A refusal aborts the caller's transaction.
+    """
+    try:
+        return (await session.execute(_SETTLE_HOLDS, arrays)).scalar_one()
+    except DBAPIError as error:
+        raise _translate_settlement(error) from None
+
+
+def _translate_settlement(error: DBAPIError) -> Exception:
+    found = database_error(error)
+    detail = found.detail
+    hold = detail.get("hold_id")
+    match found.sqlstate:
+        case "DL004":
+            return errors.HoldNotPending(f"hold {hold} is {detail['status']}", hold_id=hold, status=detail["status"])
+        case "DL005":
+            return errors.HoldAmountExceeded(
+                f"hold {hold} has {detail['remaining']} remaining; {detail['asked']} was asked for",
+                remaining=detail["remaining"],
+            )
+        case "DL006":
+            return errors.HoldExpired(f"hold {hold} expired at {detail['expires_at']}", hold_id=hold)
+        case "DL007":
+            return errors.HoldNotFound(f"hold {hold} does not exist", hold_id=hold)
+        case "DL008":
+            return (
+                errors.AccountNotFound(f"account {detail['account_id']} does not exist", account_id=detail["account_id"])
+                if detail.get("kind") is None
+                else errors.HoldRequiresAvailableAccount(
+                    f"account {detail['account_id']} is a {detail['kind']} account; holds are placed on available accounts"
+                )
+            )
+        case "DL009":
+            return errors.HoldIdReusedWithDifferentRequest("a hold id of this batch was used before")
+    return _translate(error, transfer_id=None)
 
 
 async def get_transfers(session: AsyncSession, transfer_ids: Sequence[uuid.UUID]) -> list[Any]:

@@ -50,6 +50,15 @@ async def get_asset(session: AsyncSession, code: str) -> Asset:
     return asset
 
 
+async def get_assets(session: AsyncSession, codes: Sequence[str]) -> list[Asset]:
+    """These assets in the order asked, in one query. Raises AssetNotFound."""
+    found = {asset.code: asset for asset in await repository.get_assets_by_code(session, codes)}
+    for code in codes:
+        if code not in found:
+            raise errors.AssetNotFound(f"asset {code} does not exist", code=code)
+    return [found[code] for code in codes]
+
+
 async def get_asset_by_id(session: AsyncSession, asset_id: int) -> Asset:
     """Raises AssetNotFound."""
     asset = await repository.get_asset(session, asset_id)
@@ -100,6 +109,43 @@ async def open_account(
             kind=kind,
         )
     return created[0]
+
+
+async def find_account(session: AsyncSession, *, owner_party_id: uuid.UUID, asset_id: int, kind: str) -> Account | None:
+    """The party's (first) account of this kind in this asset, if it has one."""
+    return await repository.find_account(session, owner_party_id=owner_party_id, asset_id=asset_id, kind=kind)
+
+
+AccountKey = tuple[uuid.UUID, int, str]  # owner party, asset id, kind
+
+
+async def account_ids(session: AsyncSession, *, keys: Sequence[AccountKey]) -> dict[AccountKey, int]:
+    """The id of each (owner, asset id, kind) account that exists, in one query; missing keys are left out."""
+    if not keys:
+        return {}
+    rows = await repository.account_ids(
+        session, owners=[k[0] for k in keys], asset_ids=[k[1] for k in keys], kinds=[k[2] for k in keys]
+    )
+    return {(row.owner_party_id, row.asset_id, row.kind): row.id for row in rows}
+
+
+async def ensure_account(
+    session: AsyncSession, *, owner_party_id: uuid.UUID, asset_code: str, kind: AccountKind, settings: Settings
+) -> Account:
+    """The party's account of this kind in this asset, opened when it has none (see `open_account`)."""
+    asset = await get_asset(session, asset_code)
+    account = await find_account(session, owner_party_id=owner_party_id, asset_id=asset.id, kind=kind)
+    if account is not None:
+        return account
+    try:
+        async with session.begin_nested():
+            return await open_account(
+                session, owner_party_id=owner_party_id, asset_code=asset_code, kind=kind, settings=settings
+            )
+    except errors.AccountAlreadyExists:  # a concurrent transaction opened it first
+        account = await find_account(session, owner_party_id=owner_party_id, asset_id=asset.id, kind=kind)
+        invariant(account is not None, "an account that exists was not found")
+        return account
 
 
 async def screen_movements(
@@ -696,6 +742,61 @@ async def execute_batch(session: AsyncSession, *, batch_id: uuid.UUID, items: Se
         elif isinstance(item, VoidHoldItem):
             await void_hold(session, **_arguments(item), batch_id=batch_id)
     return BatchResult(batch_id, await _journal_transfers(session, transfer_ids))
+
+
+@dataclass(frozen=True)
+class Settled:
+    batch_id: uuid.UUID
+    created_at: datetime | None  # None for a replay
+    created: bool
+
+
+async def settle_holds(
+    session: AsyncSession,
+    *,
+    batch_id: uuid.UUID,
+    place: Sequence[PlaceHoldItem] = (),
+    post: Sequence[PostHoldItem] = (),
+    void: Sequence[VoidHoldItem] = (),
+) -> Settled:
+    """Settlement's hot path, one round trip: place these holds, then post these parts of holds (holds
+    placed here included, several parts of one hold allowed), then release what remains of the voided
+    holds (a void of a hold the posts exhausted moves nothing). All or none, exactly once per batch id.
+
+    Placed holds never expire; posts and voids name their amounts and transfer ids. Raises
+    BatchIdReusedWithDifferentRequest, HoldNotFound, HoldNotPending, HoldExpired, HoldAmountExceeded,
+    HoldRequiresAvailableAccount, AccountNotFound, AccountsMustHaveSameAsset, InsufficientFunds,
+    TransferExists, HoldIdReusedWithDifferentRequest; any refusal aborts the caller's transaction.
+    """
+    items = [*place, *post, *void]
+    invariant(all(isinstance(item, PlaceHoldItem) and item.expires_at is None for item in place), "placed holds never expire")
+    invariant(all(isinstance(item, PostHoldItem) and item.amount is not None for item in post), "posts name their amounts")
+    invariant(all(isinstance(item, VoidHoldItem) for item in void), "voids are void items")
+    invariant(all(0 < item.amount <= MAX_AMOUNT for item in [*place, *post]), "amounts are positive and in range")
+    _require_unique([_item_transfer_id(item) for item in items])
+    fingerprint = _batch_fingerprint(items)
+    if not await repository.insert_batch(session, id=batch_id, request_hash=fingerprint, item_count=len(items)):
+        batch = await repository.get_batch(session, batch_id)
+        invariant(batch is not None, f"batch {batch_id} vanished")
+        if batch.request_hash != fingerprint:
+            raise errors.BatchIdReusedWithDifferentRequest(f"batch id {batch_id} was used for a different batch")
+        return Settled(batch_id, None, created=False)
+    created_at = await repository.settle_holds(
+        session,
+        batch_id=batch_id,
+        place_ids=[i.hold_id for i in place],
+        place_accounts=[i.account_id for i in place],
+        place_amounts=[i.amount for i in place],
+        place_references=[i.reference for i in place],
+        post_holds=[i.hold_id for i in post],
+        post_ids=[i.transfer_id for i in post],
+        post_credits=[i.credit_account_id for i in post],
+        post_amounts=[i.amount for i in post],
+        post_references=[i.reference for i in post],
+        void_holds=[i.hold_id for i in void],
+        void_ids=[i.transfer_id for i in void],
+    )
+    return Settled(batch_id, created_at, created=True)
 
 
 # --- history, registries, verification ---------------------------------------------------------------

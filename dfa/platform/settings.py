@@ -221,6 +221,26 @@ class Settings(BaseSettings):
         pattern=r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$",
         description="BIC (ISO 9362) of the bank that keeps the client-money account.",
     )
+    bank_poll_interval_s: float = Field(
+        default=300, ge=0, description="How often today's statement of the client-money account is fetched from "
+        "the bank and imported (deposits credited); 0 turns the polling off."
+    )
+    withdrawal_submit_interval_s: float = Field(
+        default=60, ge=0, description="How often requested withdrawals are sent to the bank as payment orders; "
+        "0 turns the sending off."
+    )
+
+    # Settlement
+    settlement_fee_bps: int = Field(
+        default=10, ge=0, le=1_000,
+        description="The operator's fee per trade, in basis points of the trade's money value, paid by the buyer "
+        "and by the seller each (rounded down to the tiyn) into the operator's fee account.",
+    )
+    settlement_end_of_day_interval_s: float = Field(
+        default=60, ge=0, description="How often the settlement pass runs: matched instructions due today settle, "
+        "those not settled by the close of their settlement date fail, day orders expire, and the holds of what "
+        "did not settle are released; 0 turns it off."
+    )
 
     # Calendar
     timezone: str = Field(default="Asia/Almaty", description="Time zone of business dates and deadlines.")

@@ -58,6 +58,8 @@ class StatementLine:
     payment_reference: str | None  # what the payer wrote: unstructured remittance, else the creditor reference
     counterparty_name: str | None  # the payer of a credit, the payee of a debit
     counterparty_iban: str | None  # electronic form, not validated: the counterparty may be abroad
+    # The id the ordering party gave the payment (TxDtls/Refs/EndToEndId); our payment orders' come back here.
+    end_to_end_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -324,6 +326,7 @@ def _line(entry: _Node) -> StatementLine:
         payment_reference=_payment_reference(transaction),
         counterparty_name=counterparty[0],
         counterparty_iban=counterparty[1],
+        end_to_end_id=_end_to_end_id(transaction),
     )
 
 
@@ -356,6 +359,13 @@ def _entry_reference(entry: _Node, transaction: _Node | None) -> str:
     entry.fail(
         "no reference identifies the entry (NtryRef, AcctSvcrRef, or the transaction's AcctSvcrRef or EndToEndId)"
     )
+
+
+def _end_to_end_id(transaction: _Node | None) -> str | None:
+    if transaction is None:
+        return None
+    end_to_end_id = transaction.optional_text("Refs", "EndToEndId")
+    return None if end_to_end_id == _NOT_PROVIDED else end_to_end_id
 
 
 def _date_or_datetime(node: _Node) -> date:

@@ -108,6 +108,38 @@ POLICY: dict[Route, frozenset[str] | str] = {
     ("GET", "/v1/chain/status"): STAFF,
     ("GET", "/v1/chain/comparison"): STAFF,
     ("GET", "/v1/chain/comparison/{code}"): STAFF,
+    # Money in and out
+    ("GET", "/v1/payment-reference"): EVERYONE,
+    ("POST", "/v1/bank-accounts"): frozenset({INVESTOR, ISSUER, ADMIN}),
+    ("GET", "/v1/bank-accounts"): EVERYONE,
+    ("GET", "/v1/bank-accounts/{bank_account_id}"): EVERYONE,
+    ("POST", "/v1/bank-accounts/{bank_account_id}/verification"): frozenset({ADMIN}),
+    ("POST", "/v1/bank-accounts/{bank_account_id}/revocation"): frozenset({INVESTOR, ISSUER, ADMIN}),
+    ("POST", "/v1/bank-statements"): frozenset({ADMIN}),
+    ("GET", "/v1/bank-statements"): STAFF,
+    ("POST", "/v1/bank-statements/fetch"): frozenset({ADMIN}),
+    ("GET", "/v1/bank-statement-lines"): STAFF,
+    ("POST", "/v1/bank-statement-lines/{line_id}/assignment"): frozenset({ADMIN}),
+    ("POST", "/v1/bank-statement-lines/{line_id}/return"): frozenset({ADMIN}),
+    ("POST", "/v1/withdrawals"): frozenset({INVESTOR, ISSUER}),
+    ("GET", "/v1/withdrawals"): EVERYONE,
+    ("GET", "/v1/withdrawals/{withdrawal_id}"): EVERYONE,
+    ("POST", "/v1/withdrawals/{withdrawal_id}/cancellation"): frozenset({INVESTOR, ISSUER, ADMIN}),
+    ("POST", "/v1/withdrawals/submission"): frozenset({ADMIN}),
+    # Trading
+    ("POST", "/v1/settlement-instructions"): frozenset({INVESTOR, ISSUER}),
+    ("GET", "/v1/settlement-instructions"): EVERYONE,
+    ("GET", "/v1/settlement-instructions/{instruction_id}"): EVERYONE,
+    ("POST", "/v1/settlement-instructions/{instruction_id}/cancellation"): frozenset({INVESTOR, ISSUER, ADMIN}),
+    ("POST", "/v1/settlement-instructions/{instruction_id}/resubmission"): frozenset({INVESTOR, ISSUER}),
+    ("POST", "/v1/settlement/end-of-day"): frozenset({ADMIN}),
+    ("POST", "/v1/orders"): frozenset({INVESTOR, ISSUER}),
+    ("GET", "/v1/orders"): EVERYONE,
+    ("GET", "/v1/orders/{order_id}"): EVERYONE,
+    ("POST", "/v1/orders/{order_id}/cancellation"): frozenset({INVESTOR, ISSUER, ADMIN}),
+    ("GET", "/v1/trades"): EVERYONE,
+    ("GET", "/v1/market-data/{base}"): EVERYONE,
+    ("PUT", "/v1/trading-status/{asset}"): frozenset({ADMIN, COMPLIANCE}),
 }
 
 DOCUMENTATION_PATHS = frozenset({"/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"})
@@ -270,6 +302,30 @@ CALLS: dict[Route, Callable[[World], Call]] = {
     ("POST", "/v1/ledger/holds/{hold_id}/void"): lambda w: Call(json={"transfer_id": str(uuid.uuid4())}),
     ("GET", "/v1/ledger/assets/{code}/holders/export"): lambda w: Call(params={"format": "csv"}),
     ("POST", "/v1/wallet-addresses"): lambda w: Call(json={}),
+    # Money in and out: an IBAN that is none, a day long past, objects nobody has
+    ("POST", "/v1/bank-accounts"): lambda w: Call(json={"iban": "KZ00 NOT AN IBAN", "holder_name": "Matrix"}),
+    ("POST", "/v1/bank-accounts/{bank_account_id}/verification"): lambda w: Call(json={"evidence": "matrix"}),
+    ("POST", "/v1/bank-accounts/{bank_account_id}/revocation"): lambda w: Call(json={"reason": "matrix"}),
+    ("POST", "/v1/bank-statements/fetch"): lambda w: Call(json={"day": w.past_day.isoformat()}),
+    ("POST", "/v1/bank-statement-lines/{line_id}/assignment"): lambda w: Call(json={
+        "party_id": str(w.parties[INVESTOR]), "note": "matrix",
+    }),
+    ("POST", "/v1/bank-statement-lines/{line_id}/return"): lambda w: Call(json={"note": "matrix"}),
+    ("POST", "/v1/withdrawals"): lambda w: Call(json={
+        "id": str(uuid.uuid4()), "bank_account_id": 9_000_000_000, "amount_tiyn": TOO_MUCH,
+    }),
+    # Trading: money against money and an order on a book of money are refused; ids nobody has
+    ("POST", "/v1/settlement-instructions"): lambda w: Call(json={
+        "counterparty_id": str(w.parties["other_investor"]), "reference": "matrix",
+        "deliver": {"asset": w.asset_code, "amount": TOO_MUCH}, "receive": {"asset": "KZT", "amount": 1},
+    }),
+    ("POST", "/v1/settlement-instructions/{instruction_id}/cancellation"): lambda w: Call(json={"reason": "matrix"}),
+    ("POST", "/v1/settlement-instructions/{instruction_id}/resubmission"): lambda w: Call(json={}),
+    ("POST", "/v1/orders"): lambda w: Call(json={
+        "base": w.asset_code, "side": "buy", "price": 1, "quantity": TOO_MUCH,
+    }),
+    ("POST", "/v1/orders/{order_id}/cancellation"): lambda w: Call(json={}),
+    ("PUT", "/v1/trading-status/{asset}"): lambda w: Call(json={"suspended": True, "reason": "matrix"}),
 }
 
 
@@ -281,7 +337,7 @@ def path_of(route: Route, caller: str, w: World) -> str:
         party_id = w.undecided_party_id
     else:
         party_id = w.parties[owner]
-    return template.format(
+    return template.format_map(_WorldIds(
         slug="forbidden",
         user_id=w.target_user_id,
         party_id=party_id,
@@ -291,7 +347,15 @@ def path_of(route: Route, caller: str, w: World) -> str:
         account_id=w.accounts[owner],
         transfer_id=w.transfer_id,
         hold_id=w.hold_to_void_id if template.endswith("/void") else w.hold_id,
-    )
+    ))
+
+
+class _WorldIds(dict):
+    """Path ids the world keeps no object for: a number no object has, so an admitted caller is answered
+    "not found" (or 422 where the id is no number), never turned away."""
+
+    def __missing__(self, key: str) -> str:
+        return "9000000000"
 
 
 def send(client: httpx.Client, route: Route, caller: str, w: World) -> httpx.Response:

@@ -245,6 +245,7 @@ def test_a_camt053_001_08_statement_parses_to_exact_values():
                 payment_reference="DFA-TOPUP-8F3K2Q Пополнение счета инвестора",
                 counterparty_name="Асанов Ерлан Болатович",
                 counterparty_iban=INVESTOR_IBAN,
+                end_to_end_id="INV-7731",
             ),
             StatementLine(
                 entry_reference="FT24075000188",  # no NtryRef: the entry's AcctSvcrRef
@@ -256,6 +257,7 @@ def test_a_camt053_001_08_statement_parses_to_exact_values():
                 payment_reference="DFA-TOPUP-Q7M1ZX",
                 counterparty_name='ТОО "Kaspi & Partners" <Invest>',
                 counterparty_iban=None,  # a foreign account without IBAN
+                end_to_end_id=None,  # NOTPROVIDED is no id
             ),
             StatementLine(
                 entry_reference="HSBK-20240315-000377",
@@ -267,6 +269,7 @@ def test_a_camt053_001_08_statement_parses_to_exact_values():
                 payment_reference="Выплата по ЦФА DFA-PAYOUT-0042",
                 counterparty_name="Иванова Айгерим",  # the payee of a debit, not the operator
                 counterparty_iban=PAYEE_IBAN,
+                end_to_end_id="PAYOUT-0042",  # our payment order's id, back in the statement
             ),
         ),
     )

@@ -171,6 +171,17 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("custody_tokens", "chain_id, asset_id"),
     TableSpec("custody_chain_senders", "chain_id, address"),
     TableSpec("custody_chain_batches", "id"),
+    TableSpec("settlement_payment_references", "party_id"),
+    TableSpec("settlement_bank_accounts", "id"),
+    TableSpec("settlement_statement_imports", "id"),
+    TableSpec("settlement_statement_lines", "id"),
+    TableSpec("settlement_payment_runs", "message_id"),
+    TableSpec("settlement_withdrawals", "id"),
+    TableSpec("settlement_trading_status", "asset_id"),
+    TableSpec("settlement_instructions", "id"),
+    TableSpec("settlement_instruction_events", "id"),
+    TableSpec("settlement_orders", "id"),
+    TableSpec("settlement_trades", "id"),
     # Delivered messages are done with; pending ones (movements not yet on chain) the receiver sends.
     TableSpec("outbox_messages", "id", where="delivered_at IS NULL"),
 )
