@@ -33,15 +33,6 @@ VaultDep = Annotated[Vault, Depends(app_state("vault"))]
 MirrorDep = Annotated[Mirror, Depends(app_state("mirror"))]
 
 
-def _party_of(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID | None:
-    """Staff may name any party (or none: all of them); a client only itself."""
-    if principal.is_staff:
-        return requested
-    if requested is not None and requested != principal.party_id:
-        raise PartyNotFound(f"no party {requested}")
-    return principal.party_id
-
-
 @router.get("/wallet-addresses", response_model=list[schemas.AddressOut])
 async def list_addresses(
     principal: Anyone,
@@ -54,7 +45,7 @@ async def list_addresses(
     """The registry of wallet addresses by segment, activity and purpose (REQ-40): a client sees its
     own addresses, staff all of them. Keys and mnemonics are never shown to anyone (REQ-43)."""
     return await wallets.list_addresses(
-        session, party_id=_party_of(principal, party_id), after=after, limit=settings.page_size(limit)
+        session, party_id=principal.party_scope(party_id), after=after, limit=settings.page_size(limit)
     )
 
 
@@ -69,7 +60,7 @@ async def open_address(
 ):
     """Open the party's address for its DFA holdings (or return the one it has). Only an identified
     adult gets a wallet address (REQ-14, REQ-16)."""
-    party_id = _party_of(principal, body.party_id)
+    party_id = principal.party_scope(body.party_id)
     if party_id is None:
         raise PartyNotFound("name the party whose address to open")
     await parties.ensure_may_operate(session, party_id, settings=settings)

@@ -693,6 +693,19 @@ def _batch_fingerprint(items: Sequence[BatchItem]) -> bytes:
     return hashlib.sha256(canonical.encode()).digest()
 
 
+async def _claim_batch(session: AsyncSession, batch_id: uuid.UUID, items: Sequence[BatchItem]) -> bool:
+    """Record the batch id with its items' fingerprint: True the first time; False for a replay of the
+    same items. Raises BatchIdReusedWithDifferentRequest for other items under the same id."""
+    fingerprint = _batch_fingerprint(items)
+    if await repository.insert_batch(session, id=batch_id, request_hash=fingerprint, item_count=len(items)):
+        return True
+    batch = await repository.get_batch(session, batch_id)
+    invariant(batch is not None, f"batch {batch_id} vanished")
+    if batch.request_hash != fingerprint:
+        raise errors.BatchIdReusedWithDifferentRequest(f"batch id {batch_id} was used for a different batch")
+    return False
+
+
 async def execute_batch(session: AsyncSession, *, batch_id: uuid.UUID, items: Sequence[BatchItem]) -> BatchResult:
     """Run transfers and hold operations as one linked unit: all of them or none, exactly once.
 
@@ -702,12 +715,7 @@ async def execute_batch(session: AsyncSession, *, batch_id: uuid.UUID, items: Se
     Raises BatchIdReusedWithDifferentRequest, DuplicateIdInBatch, and whatever its items raise.
     """
     transfer_ids = [_item_transfer_id(item) for item in items]
-    fingerprint = _batch_fingerprint(items)
-    if not await repository.insert_batch(session, id=batch_id, request_hash=fingerprint, item_count=len(items)):
-        batch = await repository.get_batch(session, batch_id)
-        invariant(batch is not None, f"batch {batch_id} vanished")
-        if batch.request_hash != fingerprint:
-            raise errors.BatchIdReusedWithDifferentRequest(f"batch id {batch_id} was used for a different batch")
+    if not await _claim_batch(session, batch_id, items):
         return BatchResult(batch_id, await _journal_transfers(session, transfer_ids), created=False)
     _require_unique(transfer_ids)
 
@@ -774,12 +782,7 @@ async def settle_holds(
     invariant(all(isinstance(item, VoidHoldItem) for item in void), "voids are void items")
     invariant(all(0 < item.amount <= MAX_AMOUNT for item in [*place, *post]), "amounts are positive and in range")
     _require_unique([_item_transfer_id(item) for item in items])
-    fingerprint = _batch_fingerprint(items)
-    if not await repository.insert_batch(session, id=batch_id, request_hash=fingerprint, item_count=len(items)):
-        batch = await repository.get_batch(session, batch_id)
-        invariant(batch is not None, f"batch {batch_id} vanished")
-        if batch.request_hash != fingerprint:
-            raise errors.BatchIdReusedWithDifferentRequest(f"batch id {batch_id} was used for a different batch")
+    if not await _claim_batch(session, batch_id, items):
         return Settled(batch_id, None, created=False)
     created_at = await repository.settle_holds(
         session,

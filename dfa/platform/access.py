@@ -51,6 +51,17 @@ class Principal:
     def is_staff(self) -> bool:
         return bool(self.roles & STAFF_ROLES)
 
+    def party_scope(self, requested: uuid.UUID | None) -> uuid.UUID | None:
+        """The party a listing or an action is about: staff name any party (or none: all of them); a
+        client only itself, and another party it names is "not found" (raises PartyNotFound)."""
+        if self.is_staff:
+            return requested
+        if requested is not None and requested != self.party_id:
+            from dfa.platform.identity.errors import PartyNotFound
+
+            raise PartyNotFound(f"no party {requested}")
+        return self.party_id
+
     def owner_filter(self) -> uuid.UUID | None:
         """The party whose objects this caller may see, or None for all (staff)."""
         return None if self.is_staff else self.party_id

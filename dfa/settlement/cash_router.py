@@ -46,17 +46,8 @@ PartyQuery = Annotated[uuid.UUID | None, Query(description="Only this party's (s
 XML_MEDIA_TYPES = ("application/xml", "text/xml")
 
 
-def _party_of(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID | None:
-    """Staff may name any party (or none: all of them); a client only itself."""
-    if principal.is_staff:
-        return requested
-    if requested is not None and requested != principal.party_id:
-        raise PartyNotFound(f"no party {requested}")
-    return principal.party_id
-
-
 def _required_party(principal: Principal, requested: uuid.UUID | None) -> uuid.UUID:
-    party_id = _party_of(principal, requested)
+    party_id = principal.party_scope(requested)
     if party_id is None:
         raise PartyNotFound("name the party (party_id)")
     return party_id
@@ -114,7 +105,7 @@ async def list_bank_accounts(
 ):
     """Registered bank accounts (investors and issuers: their own), oldest first."""
     return await cash.list_bank_accounts(
-        session, party_id=_party_of(principal, party_id), status=status_, after=after, limit=settings.page_size(limit)
+        session, party_id=principal.party_scope(party_id), status=status_, after=after, limit=settings.page_size(limit)
     )
 
 
@@ -305,7 +296,7 @@ async def list_withdrawals(
 ):
     """Withdrawals, newest first (investors and issuers: their own)."""
     return await cash.list_withdrawals(
-        session, party_id=_party_of(principal, party_id), status=status_, before=before,
+        session, party_id=principal.party_scope(party_id), status=status_, before=before,
         limit=settings.page_size(limit),
     )
 
