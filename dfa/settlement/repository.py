@@ -268,13 +268,14 @@ async def list_orders(
 
 
 async def open_orders(
-    session: AsyncSession, *, base_asset_id: int, quote_asset_id: int, trade_date_before: date | None = None
+    session: AsyncSession, *, base_asset_id: int, quote_asset_id: int, day_orders_before: date | None = None
 ) -> list[Order]:
+    """Open orders of one book, oldest first; with `day_orders_before`, only day orders of an earlier trade date."""
     statement = select(Order).where(
         Order.base_asset_id == base_asset_id, Order.quote_asset_id == quote_asset_id, Order.status == "open"
     )
-    if trade_date_before is not None:
-        statement = statement.where(Order.time_in_force == "day", Order.trade_date < trade_date_before)
+    if day_orders_before is not None:
+        statement = statement.where(Order.time_in_force == "day", Order.trade_date < day_orders_before)
     return list((await session.execute(statement.order_by(Order.seq))).scalars())
 
 

@@ -37,7 +37,8 @@ class InstructionSubmit(Request):
     )
     trade_date: date | None = Field(default=None, description="The day the trade was made; today by default.")
     settlement_date: date | None = Field(
-        default=None, description="A business day, today or later; the trade date by default (T+0)."
+        default=None,
+        description="A business day, today or later (and not before the trade date); today by default (T+0).",
     )
 
 

@@ -645,6 +645,11 @@ def _hold_id(withdrawal_id: uuid.UUID) -> uuid.UUID:
     return _derived_id("withdrawal-hold", withdrawal_id)
 
 
+def _release_id(withdrawal_id: uuid.UUID) -> uuid.UUID:
+    """The one transfer that gives a withdrawal's money back, whether the client cancels or the bank refuses."""
+    return _derived_id("withdrawal-void", withdrawal_id)
+
+
 def _end_to_end_id(withdrawal_id: uuid.UUID) -> str:
     return f"WD{withdrawal_id.hex}"  # 34 characters: fits ISO 20022's 35
 
@@ -732,7 +737,7 @@ async def request_withdrawal(
 
 
 async def _cancel(session: AsyncSession, withdrawal: Withdrawal, *, reason: str | None) -> None:
-    await ledger.void_hold(session, hold_id=withdrawal.hold_id, transfer_id=_derived_id("withdrawal-void", withdrawal.id))
+    await ledger.void_hold(session, hold_id=withdrawal.hold_id, transfer_id=_release_id(withdrawal.id))
     await repository.update_withdrawals(
         session, [withdrawal.id], status="cancelled", failure_reason=reason, closed_at=_now()
     )
@@ -869,7 +874,7 @@ async def record_refusal(
     await ledger.settle_holds(
         session,
         batch_id=_derived_id("payment-run-refused", message_id),
-        void=[ledger.VoidHoldItem(hold_id=w.hold_id, transfer_id=_derived_id("withdrawal-void", w.id)) for w in withdrawals],
+        void=[ledger.VoidHoldItem(hold_id=w.hold_id, transfer_id=_release_id(w.id)) for w in withdrawals],
     )
     now = _now()
     await repository.update_payment_run(

@@ -203,8 +203,6 @@ async def _check_dates(
         )
     if not calendar.is_business_day(settlement_date):
         raise errors.InstructionTermsInvalid(f"the settlement date {settlement_date} is not a business day")
-    if settlement_date < trade_date:
-        raise errors.InstructionTermsInvalid(f"the settlement date {settlement_date} is before the trade date")
     return trade_date, settlement_date, today
 
 
@@ -299,17 +297,16 @@ async def submit(
         session, batch_id=derived_id(instruction.id, f"{side}-hold"),
         place=[ledger.PlaceHoldItem(hold_id, held.id, hold_amount, reference=f"instruction {instruction.id}")],
     )
+    other_side = "second" if side == "first" else "first"
+    matched = getattr(instruction, f"{other_side}_hold_id") is not None
+    # A matched instruction leaves the terms index, so the same terms can be traded again.
     instruction = await repository.update_instruction(
-        session, instruction_id=instruction.id, values={f"{side}_hold_id": hold_id}
+        session, instruction_id=instruction.id,
+        values={f"{side}_hold_id": hold_id, **({"terms_digest": None} if matched else {})},
     )
     events = [event(instruction.id, "submitted", actor=actor, reason=f"the {side} party's side")]
-    matched = instruction.first_hold_id is not None and instruction.second_hold_id is not None
     if matched:
         events.append(event(instruction.id, "matched", actor=actor))
-        # A matched instruction leaves the terms index, so the same terms can be traded again.
-        instruction = await repository.update_instruction(
-            session, instruction_id=instruction.id, values={"terms_digest": None}
-        )
     await repository.insert_events(session, rows=events)
     if matched and instruction.settlement_date <= today:
         instruction = await _settle(session, instruction, actor=actor, settings=settings)

@@ -31,9 +31,9 @@ from dfa.platform.settings import Settings
 from dfa.settlement import errors, repository
 from dfa.settlement.models import Order, Trade
 from dfa.settlement.service import instructions
+from dfa.settlement.service.accounts import MONEY
 from dfa.settlement.service.instructions import Exchange, derived_id, event, fee_of
 
-MONEY = "KZT"
 MATCH_CHUNK = 50
 SELF_TRADE = "self-trade prevention: it would have traded with your own order"
 COUNTERPARTY_FLAGGED = "the anti-fraud centre flagged this order's party when it was about to trade"
@@ -129,6 +129,11 @@ async def place(
         actor=actor, settings=settings,
     )
     return Placed(order, trades)
+
+
+def _release(order_id: uuid.UUID, hold_id: uuid.UUID) -> ledger.VoidHoldItem:
+    """Release what an order still holds; one transfer id per order, however the order closes."""
+    return ledger.VoidHoldItem(hold_id, derived_id(order_id, "release"))
 
 
 async def _available_account(session: AsyncSession, *, party_id: uuid.UUID, asset: Asset, settings: Settings) -> int:
@@ -241,9 +246,9 @@ async def _settle_fills(
         })
         fill_rows.append({"id": fill.resting_id, "filled": fill.quantity})
         if fill.quantity == fill.resting_remaining:
-            voids.append(ledger.VoidHoldItem(fill.resting_hold, derived_id(fill.resting_id, "release")))
+            voids.append(_release(fill.resting_id, fill.resting_hold))
     if order.status in ("filled", "cancelled"):
-        voids.append(ledger.VoidHoldItem(order.hold_id, derived_id(order.id, "release")))
+        voids.append(_release(order.id, order.hold_id))
     posts = await instructions.exchange_posts(session, exchanges, settings=settings) if exchanges else []
     await ledger.settle_holds(
         session,
@@ -267,7 +272,7 @@ async def _cancel_orders(
 ) -> None:
     """Close these open orders (the book is locked) and release what they hold, in one ledger batch."""
     orders = [await repository.get_order(session, order_id) for order_id in order_ids]
-    voids = [ledger.VoidHoldItem(o.hold_id, derived_id(o.id, "release")) for o in orders if o and o.status == "open"]
+    voids = [_release(o.id, o.hold_id) for o in orders if o and o.status == "open"]
     if voids:
         await ledger.settle_holds(session, batch_id=batch, void=voids)
         await repository.close_orders(session, order_ids=order_ids, status=status, reason=reason)
@@ -293,7 +298,7 @@ async def cancel(session: AsyncSession, *, order_id: uuid.UUID, party_id: uuid.U
         raise errors.OrderNotOpen(f"order {order_id} is {order.status}", status=order.status)
     await ledger.settle_holds(
         session, batch_id=derived_id(order.id, "cancel"),
-        void=[ledger.VoidHoldItem(order.hold_id, derived_id(order.id, "release"))],
+        void=[_release(order.id, order.hold_id)],
     )
     reason = "cancelled by the client" if party_id is not None else f"cancelled by the operator ({actor})"
     await repository.close_orders(session, order_ids=[order.id], status="cancelled", reason=reason)
@@ -308,13 +313,13 @@ async def _close_books(
     for base_id, quote_id in sorted(books):
         await repository.lock_book(session, base_asset_id=base_id, quote_asset_id=quote_id)
         orders = await repository.open_orders(
-            session, base_asset_id=base_id, quote_asset_id=quote_id, trade_date_before=day_orders_before
+            session, base_asset_id=base_id, quote_asset_id=quote_id, day_orders_before=day_orders_before
         )
         if not orders:
             continue
         await ledger.settle_holds(
             session, batch_id=uuid.uuid5(batch, f"{base_id}:{quote_id}"),
-            void=[ledger.VoidHoldItem(o.hold_id, derived_id(o.id, "release")) for o in orders],
+            void=[_release(o.id, o.hold_id) for o in orders],
         )
         await repository.close_orders(session, order_ids=[o.id for o in orders], status=status, reason=reason)
         closed += len(orders)
