@@ -96,8 +96,11 @@ async def insert_accounts(session: AsyncSession, *, rows: list[dict[str, Any]]) 
     return [by_kind[row["kind"]] for row in rows]
 
 
+# Balances change through the journal functions, behind the ORM's back: an account read again in the same
+# transaction is refreshed, never served stale from the session.
 async def get_account(session: AsyncSession, account_id: int) -> Account | None:
-    return (await session.execute(select(Account).where(Account.id == account_id))).scalar_one_or_none()
+    statement = select(Account).where(Account.id == account_id).execution_options(populate_existing=True)
+    return (await session.execute(statement)).scalar_one_or_none()
 
 
 async def find_account(
@@ -105,7 +108,7 @@ async def find_account(
 ) -> Account | None:
     statement = select(Account).where(
         Account.owner_party_id == owner_party_id, Account.asset_id == asset_id, Account.kind == kind
-    )
+    ).execution_options(populate_existing=True)
     return (await session.execute(statement)).scalars().first()
 
 
