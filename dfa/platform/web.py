@@ -1,10 +1,12 @@
 """HTTP plumbing shared by every router: problem details, request ids, units of work, idempotency."""
 
+import hashlib
+import json
 import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request, Response
@@ -12,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -145,11 +148,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class RequestContextMiddleware:
-    """Gives every request an id (kept from X-Request-ID when sane), caps the body size, logs it."""
+    """Gives every request an id (kept from X-Request-ID when sane), caps the body size, logs it.
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    `upload_limits` raises the cap for the few paths that take uploads: (path pattern, bytes) pairs.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, upload_limits: Sequence[tuple[str, int]] = ()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.upload_limits = [(re.compile(pattern), limit) for pattern, limit in upload_limits]
+
+    def _limit(self, path: str) -> int:
+        return next((limit for pattern, limit in self.upload_limits if pattern.fullmatch(path)), self.max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,13 +176,14 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         status_holder = {"status": 500}
 
+        max_body_bytes = self._limit(scope["path"])
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+        if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
             response = problem(
                 413,
                 slug="payload-too-large",
                 title="The request body is too large",
-                detail=f"request bodies are limited to {self.max_body_bytes} bytes",
+                detail=f"request bodies are limited to {max_body_bytes} bytes",
                 request=None,
             )
             response.headers["X-Request-ID"] = request_id
@@ -186,7 +199,7 @@ class RequestContextMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > max_body_bytes:
                     raise StarletteHTTPException(413, "request body too large")
             return message
 
@@ -249,6 +262,15 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
+async def _file_digest(upload: UploadFile) -> str:
+    digest = hashlib.sha256()
+    await upload.seek(0)
+    while chunk := await upload.read(65_536):
+        digest.update(chunk)
+    await upload.seek(0)
+    return digest.hexdigest()
+
+
 class UnitOfWorkRoute(APIRoute):
     """Runs each request in one database transaction, committed before the response leaves.
 
@@ -257,6 +279,20 @@ class UnitOfWorkRoute(APIRoute):
     response. A refusal rolls everything back (the key included), so a corrected retry may reuse the
     key; a refusal that is a security event (a denial, an anti-fraud match) is recorded on its own.
     """
+
+    async def _canonical_body(self, request: Request) -> bytes:
+        """The body as idempotency compares it: the bytes, or for a form upload its fields and each file's
+        name, type and SHA-256 (a retry of the same upload carries a new random multipart boundary). The
+        form parsed here, within the route's limits, is the one the route then reads."""
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            return await request.body()
+        form = await request.form(**(self.form_limits or {}))
+        parts = []
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                value = f"file {value.filename!r} {value.content_type!r} sha-256 {await _file_digest(value)}"
+            parts.append(json.dumps([name, value]))
+        return "\n".join(sorted(parts)).encode()
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -278,7 +314,7 @@ class UnitOfWorkRoute(APIRoute):
                 method=request.method,
                 path=request.url.path,
                 query=request.url.query,
-                body=await request.body(),
+                body=await self._canonical_body(request),
             )
             async with database.unit_of_work() as session:
                 request.state.session = session
