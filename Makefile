@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
 
+# The demo operator submitted its cybersecurity test protocol to the National Bank on 4 May 2026, so its
+# demo emission can be registered (REQ-60); a real operator sets the day it did.
 run: $(STAMP)
-	$(BIN)/dfa serve
+	SECURITY_PROTOCOL_SUBMITTED_ON=$${SECURITY_PROTOCOL_SUBMITTED_ON:-2026-05-04} $(BIN)/dfa serve
 
 test: $(STAMP)
 	$(BIN)/lint-imports

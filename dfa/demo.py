@@ -1,22 +1,32 @@
-"""Demo data for a fresh development platform: identified investors, an issuer, one staff user of
-each role, KZT, one emission and some movements. Development only: refused in production.
+"""Demo data for a fresh development platform: identified investors, an onboarded issuer whose emission
+was certified, registered and placed, resting orders, and one staff user of each role. Development
+only: refused in production.
 
 Deterministic ids and logins make seeding idempotent: running it twice changes nothing the second time.
 """
 
+import logging
 import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pyotp
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dfa.ledger import errors as ledger_errors
+from dfa.issuance import errors as issuance_errors
+from dfa.issuance.custodian import DEMO_GRAIN, Custodian
+from dfa.issuance.service import applications, issuers, placement, underlying
 from dfa.ledger import service as ledger
+from dfa.platform.adapters.antifraud import AntiFraudCentre
 from dfa.platform.identity import errors as identity_errors
 from dfa.platform.identity.crypto import Keys
 from dfa.platform.identity.models import Party
 from dfa.platform.identity.service import parties, users
 from dfa.platform.settings import Settings
 from dfa.settlement.service import accounts as settlement_accounts
+from dfa.settlement.service import orders
+
+log = logging.getLogger(__name__)
 
 DEMO = uuid.UUID("0b7c5f7e-3c1e-4f0a-9d55-6f4f5d0c2a11")
 
@@ -69,7 +79,9 @@ async def _user(session: AsyncSession, *, login: str, roles: list[str], party_id
         return None
 
 
-async def seed(session: AsyncSession, *, settings: Settings, keys: Keys) -> bool:
+async def seed(
+    session: AsyncSession, *, settings: Settings, keys: Keys, custodian: Custodian, centre: AntiFraudCentre
+) -> bool:
     """Seed the demo data unless it is there; returns whether anything was written."""
     _refuse_in_production(settings)
     investors = [
@@ -87,42 +99,79 @@ async def seed(session: AsyncSession, *, settings: Settings, keys: Keys) -> bool
             await users.set_second_factor(session, user_id=user.id, secret=secret, keys=keys)
             wrote = True
 
-    emission = f"{settings.operator_nbk_registration_number}-000001"
     try:
-        await ledger.get_asset(session, emission)
+        await issuers.get_issuer(session, issuer.id)
         return wrote
-    except ledger_errors.AssetNotFound:
+    except issuance_errors.IssuerNotFound:
         pass
-    investor_a, investor_b = investors[0], investors[1]
     await settlement_accounts.ensure_money(session, settings=settings)
-    await ledger.create_asset(session, code=emission, kind="dfa", scale=0, name="Steppe Grain warehouse receipt DFA")
-
-    async def account(owner: Party, asset: str, kind: str):
-        return await ledger.open_account(session, owner_party_id=owner.id, asset_code=asset, kind=kind, settings=settings)
-
     client_money = await settlement_accounts.operator_account(session, kind="client_money", settings=settings)
-    cash = {p.id: await account(p, "KZT", "available") for p in (*investors, issuer)}
-    issued = await account(issuer, emission, "issued")
-    units = {p.id: await account(p, emission, "available") for p in (*investors, issuer)}
-    deposits = [
-        ledger.TransferSpec(demo_id(f"deposit-{p.id}"), client_money.id, cash[p.id].id, 5_000_000_00, reference="bank deposit")
-        for p in (investor_a, investor_b)
-    ]
-    await ledger.post_transfers(session, transfers=deposits)
-    await ledger.post_transfer(
-        session,
-        transfer=ledger.TransferSpec(demo_id("issue"), issued.id, units[issuer.id].id, 10_000, reference="issuance"),
-    )
-    await ledger.execute_batch(
-        session,
-        batch_id=demo_id("placement-a"),
-        items=[
-            ledger.TransferItem(ledger.TransferSpec(demo_id("placement-a-cash"), cash[investor_a.id].id, cash[issuer.id].id, 1_500_000_00)),
-            ledger.TransferItem(ledger.TransferSpec(demo_id("placement-a-units"), units[issuer.id].id, units[investor_a.id].id, 1_500)),
-        ],
-    )
-    await ledger.place_hold(session, hold_id=demo_id("order-b"), account_id=cash[investor_b.id].id, amount=250_000_00)
+    for party in investors[:2]:
+        cash = await settlement_accounts.holder_account(session, party_id=party.id, asset_code="KZT", settings=settings)
+        deposit = ledger.TransferSpec(demo_id(f"deposit-{party.id}"), client_money.id, cash.id, 5_000_000_00, reference="bank deposit")
+        await ledger.post_transfer(session, transfer=deposit)
+    emission = await _registered_emission(session, issuer=issuer, custodian=custodian, settings=settings)
+    if emission is not None:
+        await _placed(session, emission=emission, investors=investors[:2], centre=centre, settings=settings)
     return True
+
+
+async def _registered_emission(session: AsyncSession, *, issuer: Party, custodian: Custodian, settings: Settings):
+    """The issuer onboarded with its warehouse grain certified and its emission registered, as staff would
+    through the API; None (with a warning) when the security test protocol's submission is not recorded."""
+    await issuers.onboard_issuer(
+        session, party_id=issuer.id, legal_address="Kostanay, Baitursynov st 10", contact_email="board@steppe-grain.kz",
+        custodian_consent=True, custodian_consent_scope="state, quantity and value of our grain in warehouses",
+        personal_data_consent=True, actor="system", settings=settings,
+    )
+    grain = await underlying.register_underlying_asset(
+        session, issuer_party_id=issuer.id, kind="goods", description="5 000 t of class 3 wheat, Kostanay elevator",
+        custodian=DEMO_GRAIN[0], custodian_reference=DEMO_GRAIN[1], quantity=5_000, unit="t", actor="system",
+    )
+    today = parties.local_today(settings)
+    application = await applications.submit(
+        session, issuer_party_id=issuer.id, actor="system", settings=settings,
+        terms=applications.Terms(
+            name="Steppe Grain warehouse receipt DFA", dfa_kind="commodity", nominal=100_000, units=10_000,
+            placement_start=today, placement_end=today + timedelta(days=60), placement_price=100_000,
+            min_placement_units=500, maturity_date=today + timedelta(days=365), early_redemption_allowed=True,
+            transfer_restrictions="transfers only between identified clients of the operator",
+            underlying_asset_id=grain.id, coverage_ratio=Decimal("1.10"),
+        ),
+    )
+    await applications.accept(session, application_id=application.id, actor="system", settings=settings)
+    await underlying.certify(
+        session, underlying_asset_id=grain.id, application=application, custodian=custodian, actor="system",
+        settings=settings,
+    )
+    try:
+        async with session.begin_nested():
+            return await applications.register(session, application_id=application.id, actor="system", settings=settings)
+    except (issuance_errors.SecurityProtocolNotRecorded, issuance_errors.SecurityProtocolTooRecent) as refused:
+        log.warning("the demo emission stays in review: %s", refused)
+        return None
+
+
+async def _placed(session: AsyncSession, *, emission, investors: list[Party], centre, settings: Settings) -> None:
+    """A placement both investors subscribed to, allocated, and an order resting on each side of the book."""
+    now = datetime.now(UTC)
+    offer = await placement.open_placement(
+        session, emission=emission, units=6_000, opens_at=now, closes_at=now + timedelta(minutes=1), actor="system",
+        settings=settings,
+    )
+    for party, units in zip(investors, (2_500, 1_500), strict=True):
+        await placement.subscribe(
+            session, placement_id=offer.id, party_id=party.id, units=units, actor="system", centre=centre,
+            settings=settings,
+        )
+    await placement.close_placement(
+        session, placement_id=offer.id, actor="system", settings=settings, now=offer.closes_at
+    )
+    for party, side, price in ((investors[0], "sell", 104_500), (investors[1], "buy", 101_000)):
+        await orders.place(
+            session, order_id=demo_id(f"order-{side}"), party_id=party.id, base=emission.registration_number,
+            side=side, price=price, quantity=100, actor="system", centre=centre, settings=settings,
+        )
 
 
 def print_logins(settings: Settings) -> None:

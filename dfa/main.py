@@ -15,6 +15,11 @@ from dfa.custody.service import wallets
 from dfa.custody.service.mirror import Mirror
 from dfa.custody.service.signing import Signer
 from dfa.custody.vault import Vault, key_ring_from_settings
+from dfa.issuance import jobs as issuance_jobs
+from dfa.issuance.custodian import custodian_from_settings
+from dfa.issuance.router import router as issuance_router
+from dfa.issuance.routes.issuers import DOCUMENT_UPLOAD_PATH
+from dfa.issuance.trading_platforms import trading_platforms_from_settings
 from dfa.ledger import jobs as ledger_jobs
 from dfa.ledger.router import router as ledger_router
 from dfa.platform import jobs as platform_jobs
@@ -60,7 +65,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             await settlement_accounts.ensure_money(session, settings=settings)
         if settings.demo_data:
             async with db.unit_of_work() as session:
-                if await demo.seed(session, settings=settings, keys=app.state.keys):
+                if await demo.seed(
+                    session, settings=settings, keys=app.state.keys, custodian=app.state.custodian,
+                    centre=app.state.antifraud,
+                ):
                     log.info("demo data seeded")
             demo.print_logins(settings)
         jobs = [
@@ -92,6 +100,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 "withdrawal-submission", settings.withdrawal_submit_interval_s,
                 lambda: settlement_jobs.submit_withdrawals_once(db, app.state.bank, settings),
             )))
+        if settings.issuance_job_interval_s > 0:
+            jobs.append(asyncio.create_task(run_periodically(
+                "issuance-deadlines", settings.issuance_job_interval_s,
+                lambda: issuance_jobs.deadlines_once(db, app.state.trading_platforms, settings),
+            )))
         if settings.chain_mirror_enabled:
             jobs.append(asyncio.create_task(custody_jobs.run_mirror(app.state.mirror)))
         try:
@@ -105,6 +118,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             await app.state.antifraud.aclose()
             await app.state.identification_centre.aclose()
             await app.state.bank.aclose()
+            await app.state.custodian.aclose()
+            await app.state.trading_platforms.aclose()
             if database is None:
                 await db.dispose()
 
@@ -125,7 +140,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.signer = Signer(app.state.vault)
     app.state.chain = chain_from_settings(settings)
     app.state.bank = bank_from_settings(settings)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.request_body_max_bytes)
+    app.state.custodian = custodian_from_settings(settings)
+    app.state.trading_platforms = trading_platforms_from_settings(settings)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.request_body_max_bytes,
+        # A document travels as a form: its bytes plus a little for the fields and the multipart framing.
+        upload_limits=[(DOCUMENT_UPLOAD_PATH, settings.issuance_document_max_bytes + 65_536)],
+    )
     install_error_handlers(app)
     app.include_router(platform_router)
     app.include_router(identity.security)
@@ -136,6 +158,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(custody_router)
     app.include_router(cash_router)
     app.include_router(trading_router)
+    app.include_router(issuance_router)
     build_openapi = app.openapi
 
     def openapi() -> dict:

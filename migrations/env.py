@@ -7,6 +7,7 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import dfa.custody.models  # noqa: F401  (registers the tables on the metadata)
+import dfa.issuance.models  # noqa: F401
 import dfa.ledger.models  # noqa: F401
 import dfa.platform.audit.models  # noqa: F401
 import dfa.platform.calendar.models  # noqa: F401

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.platform.database import Database, run_migrations, start_embedded_postgres
 from dfa.platform.settings import Settings
+from tests.factories import SECURITY_PROTOCOL_SUBMITTED_ON
 from tests.identity import Users
 from tests.recording import ResponseRecorder, start_recording
 from tests.servers import served
@@ -53,6 +54,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         bank_poll_interval_s=0,
         withdrawal_submit_interval_s=0,
         settlement_end_of_day_interval_s=0,
+        issuance_job_interval_s=0,
+        security_protocol_submitted_on=SECURITY_PROTOCOL_SUBMITTED_ON,
         _env_file=None,
     )
 

@@ -3,6 +3,7 @@
 import itertools
 import random
 import uuid
+from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,8 +14,10 @@ from dfa.platform.identity.models import Party
 from dfa.platform.identity.service import parties
 from dfa.platform.settings import Settings
 
-# Only the calendar settings (time zone) matter to the services the factories call.
-SETTINGS = Settings(_env_file=None)
+# The cybersecurity test protocol went to the National Bank long before any test registers an emission.
+SECURITY_PROTOCOL_SUBMITTED_ON = date(2026, 1, 5)
+# Apart from that, only the calendar settings (time zone) matter to the services the factories call.
+SETTINGS = Settings(_env_file=None, security_protocol_submitted_on=SECURITY_PROTOCOL_SUBMITTED_ON)
 
 _serial = itertools.count(random.randrange(10**6))
 

@@ -1,6 +1,6 @@
 """All configuration, read once from the environment (and `.env`) into one object."""
 
-from datetime import time
+from datetime import date, time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -38,6 +38,7 @@ class Settings(BaseSettings):
         default="KZDFA0001",
         min_length=1,
         max_length=20,
+        pattern=r"^[A-Z0-9][A-Z0-9._-]*$",
         description="Registration number assigned by the National Bank; prefixes every emission number (REQ-07, REQ-23).",
     )
 
@@ -240,6 +241,39 @@ class Settings(BaseSettings):
         default=60, ge=0, description="How often the settlement pass runs: matched instructions due today settle, "
         "those not settled by the close of their settlement date fail, day orders expire, and the holds of what "
         "did not settle are released; 0 turns it off."
+    )
+
+    # Issuance
+    security_protocol_submitted_on: date | None = Field(
+        default=None,
+        description="The day the cybersecurity test protocol was submitted to the National Bank; no emission is "
+        "registered before 10 business days have passed since (REQ-60, REQ-22), nor while it is not recorded.",
+    )
+    issuance_document_max_bytes: PositiveInt = Field(
+        default=10_485_760, description="Largest document an issuer may upload (bytes)."
+    )
+    certification_max_age_days: PositiveInt = Field(
+        default=30, description="A certification of an underlying asset older than this many days is not relied "
+        "on for registration; a fresh one is obtained from the custodian."
+    )
+    custodian_url: str | None = Field(
+        default=None,
+        description="API of the underlying-asset custodians' gateway; without it the built-in custodian simulator "
+        "answers.",
+    )
+    custodian_token: SecretStr | None = Field(default=None, description="Bearer token for the custodians' gateway.")
+    trading_platform_url: str | None = Field(
+        default=None,
+        description="API of the digital-asset trading platforms' gateway; without it the built-in trading-platform "
+        "simulator answers.",
+    )
+    trading_platform_token: SecretStr | None = Field(
+        default=None, description="Bearer token for the trading platforms' gateway."
+    )
+    issuance_job_interval_s: float = Field(
+        default=60, ge=0, description="How often issuance's deadlines are looked at: overdue applications flagged "
+        "to staff, placements whose window closed allocated, trading platforms' answers fetched and lapsed "
+        "transfers released; 0 turns it off."
     )
 
     # Calendar

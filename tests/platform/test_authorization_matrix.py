@@ -140,6 +140,70 @@ POLICY: dict[Route, frozenset[str] | str] = {
     ("GET", "/v1/trades"): EVERYONE,
     ("GET", "/v1/market-data/{base}"): EVERYONE,
     ("PUT", "/v1/trading-status/{asset}"): frozenset({ADMIN, COMPLIANCE}),
+    # Issuers, their documents and underlying assets (an issuer's information is confidential: REQ-20)
+    ("POST", "/v1/issuers"): frozenset({ISSUER, ADMIN}),
+    ("GET", "/v1/issuers"): frozenset({ISSUER, COMPLIANCE, ADMIN, AUDITOR}),
+    ("GET", "/v1/issuers/{party_id}"): EVERYONE,
+    ("POST", "/v1/issuers/{party_id}/representatives"): frozenset({ISSUER, ADMIN}),
+    ("GET", "/v1/issuers/{party_id}/representatives"): EVERYONE,
+    ("POST", "/v1/issuers/{party_id}/representatives/{representative_id}/revocation"): frozenset({ISSUER, ADMIN}),
+    ("POST", "/v1/issuers/{party_id}/documents"): frozenset({ISSUER, ADMIN}),
+    ("GET", "/v1/issuers/{party_id}/documents"): EVERYONE,
+    ("GET", "/v1/documents/{document_id}"): EVERYONE,
+    ("GET", "/v1/documents/{document_id}/content"): EVERYONE,
+    ("POST", "/v1/issuers/{party_id}/underlying-assets"): frozenset({ISSUER, ADMIN}),
+    ("GET", "/v1/issuers/{party_id}/underlying-assets"): EVERYONE,
+    ("GET", "/v1/underlying-assets/{underlying_asset_id}"): EVERYONE,
+    ("POST", "/v1/underlying-assets/{underlying_asset_id}/certifications"): frozenset({ADMIN, COMPLIANCE}),
+    ("GET", "/v1/underlying-assets/{underlying_asset_id}/certifications"): EVERYONE,
+    ("GET", "/v1/issuers/{party_id}/blocks"): EVERYONE,
+    ("POST", "/v1/issuers/{party_id}/blocks"): frozenset({ADMIN}),
+    ("POST", "/v1/issuers/{party_id}/blocks/{block_id}/lifting"): frozenset({ADMIN}),
+    # Emission applications and emissions
+    ("POST", "/v1/emission-applications"): frozenset({ISSUER}),
+    ("GET", "/v1/emission-applications"): frozenset({ISSUER, COMPLIANCE, ADMIN, AUDITOR}),
+    ("GET", "/v1/emission-applications/{application_id}"): frozenset({ISSUER, COMPLIANCE, ADMIN, AUDITOR}),
+    ("POST", "/v1/emission-applications/{application_id}/acceptance"): frozenset({ADMIN}),
+    ("POST", "/v1/emission-applications/{application_id}/return"): frozenset({ADMIN}),
+    ("POST", "/v1/emission-applications/{application_id}/preliminary-refusal"): frozenset({ADMIN}),
+    ("POST", "/v1/emission-applications/{application_id}/objections"): frozenset({ISSUER}),
+    ("POST", "/v1/emission-applications/{application_id}/hearing"): frozenset({ADMIN}),
+    ("POST", "/v1/emission-applications/{application_id}/withdrawal"): frozenset({ISSUER}),
+    ("POST", "/v1/emission-applications/{application_id}/registration"): frozenset({ADMIN}),
+    ("GET", "/v1/emissions"): EVERYONE,
+    ("GET", "/v1/emissions/{registration_number}"): EVERYONE,
+    # Snapshots, placement and redemption
+    ("POST", "/v1/emissions/{registration_number}/snapshots"): frozenset({ISSUER, ADMIN, COMPLIANCE}),
+    ("GET", "/v1/emissions/{registration_number}/snapshots/{snapshot_id}"): frozenset(
+        {ISSUER, ADMIN, COMPLIANCE, AUDITOR}
+    ),
+    ("POST", "/v1/emissions/{registration_number}/placements"): frozenset({ISSUER}),
+    ("GET", "/v1/placements/{placement_id}"): EVERYONE,
+    ("POST", "/v1/placements/{placement_id}/subscriptions"): frozenset({INVESTOR, ISSUER}),
+    ("GET", "/v1/placements/{placement_id}/subscriptions"): EVERYONE,
+    ("POST", "/v1/subscriptions/{subscription_id}/cancellation"): frozenset({INVESTOR, ISSUER}),
+    ("POST", "/v1/placements/{placement_id}/allocation"): frozenset({ISSUER, ADMIN}),
+    ("GET", "/v1/placements/{placement_id}/report"): frozenset({ISSUER, ADMIN, COMPLIANCE, AUDITOR}),
+    ("POST", "/v1/emissions/{registration_number}/redemptions"): frozenset({ISSUER, ADMIN}),
+    ("GET", "/v1/emissions/{registration_number}/redemptions"): EVERYONE,
+    # Holder protections, trading suspensions, trading platforms, the central depository's export
+    ("POST", "/v1/freezes"): frozenset({ADMIN, COMPLIANCE}),
+    ("POST", "/v1/freezes/{freeze_id}/lifting"): frozenset({ADMIN, COMPLIANCE}),
+    ("GET", "/v1/freezes"): EVERYONE,
+    ("GET", "/v1/freezes/{freeze_id}"): EVERYONE,
+    ("POST", "/v1/forced-transfers"): frozenset({ADMIN}),
+    ("GET", "/v1/forced-transfers"): STAFF,
+    ("POST", "/v1/suspensions"): frozenset({ADMIN}),
+    ("POST", "/v1/suspensions/{suspension_id}/lifting"): frozenset({ADMIN}),
+    ("GET", "/v1/suspensions"): STAFF | {ISSUER},
+    ("GET", "/v1/emissions/{registration_number}/holders-registry/export"): STAFF | {ISSUER},
+    ("POST", "/v1/trading-platforms"): frozenset({ADMIN}),
+    ("GET", "/v1/trading-platforms"): EVERYONE,
+    ("POST", "/v1/emissions/{registration_number}/platform-transfers"): frozenset({ISSUER}),
+    ("POST", "/v1/emissions/{registration_number}/platform-returns"): frozenset({ISSUER}),
+    ("GET", "/v1/platform-transfers"): STAFF | {ISSUER},
+    ("GET", "/v1/platform-transfers/{transfer_id}"): STAFF | {ISSUER},
+    ("POST", "/v1/platform-transfers/{transfer_id}/refresh"): frozenset({ADMIN, COMPLIANCE, ISSUER}),
 }
 
 DOCUMENTATION_PATHS = frozenset({"/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"})
@@ -326,6 +390,63 @@ CALLS: dict[Route, Callable[[World], Call]] = {
     }),
     ("POST", "/v1/orders/{order_id}/cancellation"): lambda w: Call(json={}),
     ("PUT", "/v1/trading-status/{asset}"): lambda w: Call(json={"suspended": True, "reason": "matrix"}),
+    ("POST", "/v1/issuers"): lambda w: Call(json={
+        "legal_address": "Almaty", "contact_email": "matrix@example.kz", "custodian_consent": False,
+        "custodian_consent_scope": "matrix", "personal_data_consent": False,
+    }),
+    ("POST", "/v1/issuers/{party_id}/representatives"): lambda w: Call(json={
+        "full_name": "Matrix", "iin": "000000000000", "position": "CEO", "authority": "charter",
+    }),
+    ("POST", "/v1/issuers/{party_id}/representatives/{representative_id}/revocation"): lambda w: Call(
+        json={"reason": "matrix"}
+    ),
+    ("POST", "/v1/issuers/{party_id}/underlying-assets"): lambda w: Call(json={
+        "kind": "goods", "description": "matrix", "custodian": "kazgrain", "custodian_reference": _unique("M"),
+        "quantity": 0, "unit": "t",
+    }),
+    ("POST", "/v1/issuers/{party_id}/blocks"): lambda w: Call(json={"reference": "matrix", "reason": "matrix"}),
+    ("POST", "/v1/issuers/{party_id}/blocks/{block_id}/lifting"): lambda w: Call(json={"reason": "matrix"}),
+    ("POST", "/v1/emission-applications"): lambda w: Call(json={
+        "name": "Matrix", "dfa_kind": "commodity", "nominal": 1, "units": 0, "placement_start": "2026-12-01",
+        "placement_end": "2026-12-31", "placement_price": 1, "no_underlying_reason": "matrix",
+    }),
+    ("POST", "/v1/emission-applications/{application_id}/return"): lambda w: Call(json={"reason": "matrix"}),
+    ("POST", "/v1/emission-applications/{application_id}/preliminary-refusal"): lambda w: Call(json={
+        "reasons": "matrix", "hearing_date": "2026-12-01",
+    }),
+    ("POST", "/v1/emission-applications/{application_id}/objections"): lambda w: Call(json={"text": "matrix"}),
+    ("POST", "/v1/emission-applications/{application_id}/hearing"): lambda w: Call(json={
+        "outcome": "resume_review", "reason": "matrix",
+    }),
+    ("POST", "/v1/emissions/{registration_number}/placements"): lambda w: Call(json={
+        "units": 1, "opens_at": "2026-12-01T04:00:00Z", "closes_at": "2026-12-02T04:00:00Z",
+    }),
+    ("POST", "/v1/placements/{placement_id}/subscriptions"): lambda w: Call(json={"units": 1}),
+    ("POST", "/v1/emissions/{registration_number}/redemptions"): lambda w: Call(json={"kind": "early"}),
+    ("POST", "/v1/freezes"): lambda w: Call(json={
+        "asset": w.asset_code, "party_id": str(w.parties[INVESTOR]), "units": TOO_MUCH, "basis": "court_order",
+        "order_reference": "matrix", "reason": "matrix",
+    }),
+    ("POST", "/v1/freezes/{freeze_id}/lifting"): lambda w: Call(json={"reason": "matrix"}),
+    ("POST", "/v1/forced-transfers"): lambda w: Call(json={
+        "asset": w.asset_code, "from_party_id": str(w.parties[INVESTOR]),
+        "to_party_id": str(w.parties["other_investor"]), "units": TOO_MUCH, "basis": "court_order",
+        "order_reference": "matrix", "reason": "matrix",
+    }),
+    ("POST", "/v1/suspensions"): lambda w: Call(json={
+        "ground": "asset_arrest", "issuer_party_id": str(w.parties[ISSUER]), "arrested_share": "0.4",
+        "reference": "matrix", "details": "matrix",
+    }),
+    ("POST", "/v1/suspensions/{suspension_id}/lifting"): lambda w: Call(json={"reason": "matrix"}),
+    ("POST", "/v1/trading-platforms"): lambda w: Call(json={
+        "code": "X", "name": "matrix", "nbk_registration_number": "matrix",
+    }),
+    ("POST", "/v1/emissions/{registration_number}/platform-transfers"): lambda w: Call(json={
+        "platform": "astana-digital", "units": 1,
+    }),
+    ("POST", "/v1/emissions/{registration_number}/platform-returns"): lambda w: Call(json={
+        "platform": "astana-digital", "units": 1,
+    }),
 }
 
 

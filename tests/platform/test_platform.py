@@ -17,10 +17,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from dfa import demo
+from dfa.issuance.custodian import demo_simulator as demo_custodian
+from dfa.issuance.service import emissions
 from dfa.ledger import service as ledger
+from dfa.platform.adapters.antifraud import AntiFraudSimulator, WatchList
 from dfa.platform.database import Base, Database, run_migrations
-from dfa.platform.identity.crypto import Keys
 from dfa.platform.identifiers import is_valid_identification_number
+from dfa.platform.identity.crypto import Keys
+from dfa.platform.identity.service import parties
 from dfa.platform.logs import JsonFormatter, request_id_var
 from tests.factories import new_asset_code, new_identifier
 
@@ -130,10 +134,17 @@ async def test_demo_data_seeds_once_and_its_ledger_verifies(session, settings):
     await session.execute(text("UPDATE ledger_assets SET code = code || '-X' WHERE code = 'KZT'"))
     keys = Keys.load(settings)
 
-    assert await demo.seed(session, settings=demo_settings, keys=keys) is True
-    assert await demo.seed(session, settings=demo_settings, keys=keys) is False
-    registry = await ledger.holders_registry(session, asset_code=f"{demo_settings.operator_nbk_registration_number}-000001")
-    assert sum(p.available_units + p.held_units for p in registry.positions) == 10_000
+    adapters = {"custodian": demo_custodian(), "centre": AntiFraudSimulator(WatchList(()))}
+
+    assert await demo.seed(session, settings=demo_settings, keys=keys, **adapters) is True
+    assert await demo.seed(session, settings=demo_settings, keys=keys, **adapters) is False
+    [emission] = await emissions.list_emissions(session, issuer_party_id=(await parties.party_by_identifier(
+        session, demo.ISSUER[2])).id, after=None, limit=10)
+    assert emission.registration_number.startswith(f"{demo_settings.operator_nbk_registration_number}-")
+    registry = await ledger.holders_registry(session, asset_code=emission.registration_number)
+    # 10 000 registered, 6 000 offered, 4 000 subscribed: the 2 000 offered and not placed are cancelled.
+    assert (emission.status, emission.units, emission.cancelled_units) == ("placed", 10_000, 2_000)
+    assert sum(p.available_units + p.held_units for p in registry.positions) == 8_000
     assert (await ledger.verify(session)).ok
 
 

@@ -182,6 +182,29 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("settlement_instruction_events", "id"),
     TableSpec("settlement_orders", "id"),
     TableSpec("settlement_trades", "id"),
+    TableSpec("issuance_issuers", "party_id"),
+    TableSpec("issuance_representatives", "id"),
+    TableSpec("issuance_issuer_blocks", "id"),
+    TableSpec("issuance_underlying_assets", "id"),
+    TableSpec("issuance_applications", "id"),
+    TableSpec("issuance_application_events", "id"),
+    TableSpec("issuance_documents", "id"),
+    TableSpec("issuance_certifications", "id"),
+    TableSpec("issuance_emissions", "asset_id"),
+    TableSpec("issuance_placements", "id"),
+    TableSpec("issuance_subscriptions", "seq"),
+    TableSpec("issuance_snapshots", "id"),
+    TableSpec("issuance_snapshot_positions", "snapshot_id, party_id"),
+    # A money freeze on redeemed units' proceeds names the freeze it follows, made before it.
+    TableSpec("issuance_freezes", "created_at, id"),
+    TableSpec("issuance_forced_transfers", "id"),
+    TableSpec("issuance_redemptions", "id"),
+    TableSpec("issuance_redemption_payments", "redemption_id, party_id"),
+    TableSpec("issuance_default_events", "id"),
+    TableSpec("issuance_suspensions", "id"),
+    TableSpec("issuance_trading_platforms", "code"),
+    TableSpec("issuance_platform_transfers", "id"),
+    TableSpec("issuance_platform_messages", "id"),
     # Delivered messages are done with; pending ones (movements not yet on chain) the receiver sends.
     TableSpec("outbox_messages", "id", where="delivered_at IS NULL"),
 )
@@ -1071,6 +1094,14 @@ async def _reset_sequences(session: AsyncSession) -> None:
             ),
             {"table": table, "column": column},
         )
+    # Emission numbers end in a serial of their own sequence; none of the loaded ones may be drawn again.
+    await session.execute(
+        text(
+            "SELECT setval('issuance_registration_serial', greatest(coalesce(("
+            "SELECT max(split_part(registration_number, '-', -1)::bigint) FROM issuance_emissions), 0), 1), "
+            "EXISTS (SELECT 1 FROM issuance_emissions))"
+        )
+    )
 
 
 async def import_package(

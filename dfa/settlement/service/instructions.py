@@ -561,3 +561,50 @@ async def fail_pending_of_asset(session: AsyncSession, *, asset: Asset, reason: 
             await _close(session, instruction, status="failed", code=SUSPENDED, reason=reason, actor=actor)
         failed += len(pending)
     return failed
+
+
+# --- exchanges settled by placement and redemption ---------------------------------------------------
+
+
+async def settle_prefunded_exchanges(
+    session: AsyncSession,
+    *,
+    exchanges: Sequence[Exchange],
+    origin: str,
+    batch_id: uuid.UUID,
+    reference: str,
+    actor: str,
+    settings: Settings,
+    post: Sequence[ledger.PostHoldItem] = (),
+    void: Sequence[ledger.VoidHoldItem] = (),
+) -> None:
+    """Settle exchanges whose both sides the caller has already held (placement, redemption), together
+    with the caller's own `post` and `void` items, in one linked ledger batch: all of it or none, exactly
+    once per `batch_id`. Each exchange is recorded as a settled instruction of `origin`, today's trade
+    and settlement date, with its settled event (REQ-36, REQ-38).
+
+    Raises what `ledger.settle_holds` raises; any refusal aborts the caller's transaction.
+    """
+    invariant(origin in ("placement", "redemption"), f"{origin} exchanges are not settled here")
+    posts = await exchange_posts(session, exchanges, settings=settings) if exchanges else []
+    if posts or post or void:
+        await ledger.settle_holds(session, batch_id=batch_id, post=[*posts, *post], void=void)
+    if not exchanges:
+        return
+    today = await business_date(session, settings=settings)
+    money = {asset_id for asset_id in {e.second_asset_id for e in exchanges}
+             if (await ledger.get_asset_by_id(session, asset_id)).kind == "money"}
+    await repository.insert_instructions(session, rows=[
+        {
+            "id": e.id, "kind": "dvp" if e.second_asset_id in money else "dvd", "origin": origin,
+            "status": "settled", "reference": reference, "trade_date": today, "settlement_date": today,
+            "first_party_id": e.first_party_id, "first_asset_id": e.first_asset_id, "first_amount": e.first_amount,
+            "first_fee": e.first_fee, "first_hold_id": e.first_hold_id, "second_party_id": e.second_party_id,
+            "second_asset_id": e.second_asset_id, "second_amount": e.second_amount, "second_fee": e.second_fee,
+            "second_hold_id": e.second_hold_id,
+        }
+        for e in exchanges
+    ])
+    await repository.insert_events(
+        session, rows=[event(e.id, "settled", actor=actor, reason=f"settled by {origin}") for e in exchanges]
+    )
