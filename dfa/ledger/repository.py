@@ -66,6 +66,11 @@ async def get_assets_by_code(session: AsyncSession, codes: Sequence[str]) -> lis
     return list((await session.execute(select(Asset).where(Asset.code.in_(list(codes))))).scalars())
 
 
+async def asset_codes(session: AsyncSession, asset_ids: Sequence[int]) -> dict[int, str]:
+    statement = select(Asset.id, Asset.code).where(Asset.id.in_(list(asset_ids)))
+    return dict((await session.execute(statement)).all())
+
+
 async def get_asset(session: AsyncSession, asset_id: int) -> Asset | None:
     return await session.get(Asset, asset_id)
 

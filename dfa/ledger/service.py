@@ -8,7 +8,7 @@ refused linked batch aborts it, since the batch is all-or-none by definition.
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -65,6 +65,12 @@ async def get_asset_by_id(session: AsyncSession, asset_id: int) -> Asset:
     if asset is None:
         raise errors.AssetNotFound(f"asset {asset_id} does not exist", asset_id=asset_id)
     return asset
+
+
+async def asset_codes(session: AsyncSession, asset_ids: Iterable[int]) -> dict[int, str]:
+    """The code of each of these assets, by id, in one query (ids of no asset are left out)."""
+    ids = set(asset_ids)
+    return await repository.asset_codes(session, sorted(ids)) if ids else {}
 
 
 async def dfa_asset_ids(session: AsyncSession) -> list[int]:

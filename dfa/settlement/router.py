@@ -3,7 +3,6 @@ suspension and the day's close. Investors and issuers act on their own behalf on
 instructions and orders are "not found"."""
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -34,10 +33,6 @@ def _own(principal: Principal) -> uuid.UUID:
     return principal.party_id
 
 
-async def _codes(session: AsyncSession, ids: Iterable[int]) -> dict[int, str]:
-    return {asset_id: (await ledger.get_asset_by_id(session, asset_id)).code for asset_id in set(ids)}
-
-
 # --- settlement instructions -------------------------------------------------------------------------
 
 
@@ -56,7 +51,7 @@ def _instruction_out(instruction: Instruction, codes: dict[int, str]) -> dict:
 
 
 async def _detail(session: AsyncSession, instruction: Instruction) -> schemas.InstructionDetail:
-    codes = await _codes(session, (instruction.first_asset_id, instruction.second_asset_id))
+    codes = await ledger.asset_codes(session, (instruction.first_asset_id, instruction.second_asset_id))
     history = await instructions.history(session, instruction.id)
     return schemas.InstructionDetail(
         **_instruction_out(instruction, codes), history=[schemas.EventOut.model_validate(e) for e in history]
@@ -119,7 +114,7 @@ async def list_instructions(
         session, party_id=principal.owner_filter(), status=status_, origin=origin, before=before,
         limit=settings.page_size(limit),
     )
-    codes = await _codes(session, (a for i in found for a in (i.first_asset_id, i.second_asset_id)))
+    codes = await ledger.asset_codes(session, (a for i in found for a in (i.first_asset_id, i.second_asset_id)))
     return [_instruction_out(i, codes) for i in found]
 
 
@@ -216,7 +211,7 @@ async def place_order(
         price=body.price, quantity=body.quantity, time_in_force=body.time_in_force, actor=principal.login,
         centre=centre, settings=settings,
     )
-    codes = await _codes(session, (placed.order.base_asset_id, placed.order.quote_asset_id))
+    codes = await ledger.asset_codes(session, (placed.order.base_asset_id, placed.order.quote_asset_id))
     return schemas.PlacedOut(order=_order_out(placed.order, codes), trades=[_trade_out(t, codes) for t in placed.trades])
 
 
@@ -236,21 +231,21 @@ async def list_orders(
         session, party_id=principal.owner_filter(), status=status_, before_seq=before_seq,
         limit=settings.page_size(limit),
     )
-    codes = await _codes(session, (a for o in found for a in (o.base_asset_id, o.quote_asset_id)))
+    codes = await ledger.asset_codes(session, (a for o in found for a in (o.base_asset_id, o.quote_asset_id)))
     return [_order_out(o, codes) for o in found]
 
 
 @router.get("/orders/{order_id}", response_model=schemas.OrderOut)
 async def get_order(order_id: uuid.UUID, principal: Anyone, session: SessionDep):
     order = await orders.get_order(session, order_id, visible_to=principal.owner_filter())
-    return _order_out(order, await _codes(session, (order.base_asset_id, order.quote_asset_id)))
+    return _order_out(order, await ledger.asset_codes(session, (order.base_asset_id, order.quote_asset_id)))
 
 
 @router.post("/orders/{order_id}/cancellation", response_model=schemas.OrderOut)
 async def cancel_order(order_id: uuid.UUID, principal: ClientOrAdmin, session: SessionDep, _key: IdempotencyKeyHeader):
     """Cancel an open order (what is filled stays filled) and release what it still holds."""
     order = await orders.cancel(session, order_id=order_id, party_id=principal.owner_filter(), actor=principal.login)
-    return _order_out(order, await _codes(session, (order.base_asset_id, order.quote_asset_id)))
+    return _order_out(order, await ledger.asset_codes(session, (order.base_asset_id, order.quote_asset_id)))
 
 
 @router.get("/trades", response_model=list[schemas.MyTradeOut])
@@ -260,7 +255,7 @@ async def list_trades(
     """Trades, newest first: your own with the side you took, or (staff) every trade."""
     party = principal.owner_filter()
     rows = await orders.list_trades(session, party_id=party, before_seq=before_seq, limit=settings.page_size(limit))
-    codes = await _codes(session, (a for r in rows for a in (r.Trade.base_asset_id, r.Trade.quote_asset_id)))
+    codes = await ledger.asset_codes(session, (a for r in rows for a in (r.Trade.base_asset_id, r.Trade.quote_asset_id)))
     return [
         {
             **_trade_out(row.Trade, codes),
@@ -281,7 +276,7 @@ async def market_data(
 ):
     """Best bid and ask, depth by price level and the last trades of one book."""
     data = await orders.market_data(session, base=base, quote=quote, levels=levels, trades=trades)
-    codes = await _codes(session, (t_id for t in data.last_trades for t_id in (t.base_asset_id, t.quote_asset_id)))
+    codes = await ledger.asset_codes(session, (t_id for t in data.last_trades for t_id in (t.base_asset_id, t.quote_asset_id)))
     return schemas.MarketDataOut(
         base=data.base, quote=data.quote, suspended=data.suspended, best_bid=data.best_bid, best_ask=data.best_ask,
         bids=[schemas.LevelOut.model_validate(level) for level in data.bids],

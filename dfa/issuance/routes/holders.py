@@ -3,7 +3,6 @@ and the holders registry for the central depository (REQ-35). Staff decide; a ho
 freezes, an issuer its own suspensions and its emissions' registry."""
 
 import uuid
-from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -37,22 +36,18 @@ def _fields(row: object, model: type[BaseModel], **extra: object) -> dict:
     return {**{name: getattr(row, name) for name in model.model_fields if name not in extra}, **extra}
 
 
-async def _codes(session: AsyncSession, asset_ids: Iterable[int]) -> dict[int, str]:
-    return {asset_id: (await ledger.get_asset_by_id(session, asset_id)).code for asset_id in set(asset_ids)}
-
-
 async def _freezes_out(session: AsyncSession, freezes: list[Freeze]) -> list[schemas.FreezeOut]:
-    codes = await _codes(session, (f.asset_id for f in freezes))
+    codes = await ledger.asset_codes(session, (f.asset_id for f in freezes))
     return [schemas.FreezeOut.model_validate(_fields(f, schemas.FreezeOut, asset=codes[f.asset_id])) for f in freezes]
 
 
 async def _forced_out(session: AsyncSession, transfers: list[ForcedTransfer]) -> list[schemas.ForcedTransferOut]:
-    codes = await _codes(session, (t.asset_id for t in transfers))
+    codes = await ledger.asset_codes(session, (t.asset_id for t in transfers))
     return [schemas.ForcedTransferOut.model_validate(_fields(t, schemas.ForcedTransferOut, asset=codes[t.asset_id])) for t in transfers]
 
 
 async def _suspensions_out(session: AsyncSession, found: list[Suspension]) -> list[schemas.SuspensionOut]:
-    codes = await _codes(session, (s.asset_id for s in found if s.asset_id is not None))
+    codes = await ledger.asset_codes(session, (s.asset_id for s in found if s.asset_id is not None))
     return [
         schemas.SuspensionOut.model_validate(_fields(s, schemas.SuspensionOut, emission=codes.get(s.asset_id)))
         for s in found
