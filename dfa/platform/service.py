@@ -1,6 +1,7 @@
 """The idempotency store and the transactional outbox. Flushes, never commits."""
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -92,6 +93,15 @@ async def purge_idempotency_records(session: AsyncSession, *, settings: Settings
 async def enqueue(session: AsyncSession, *, topic: str, payload: dict[str, Any]) -> int:
     """Write a message in the caller's transaction: it exists exactly when the caller's work commits."""
     return await repository.insert_outbox_message(session, topic=topic, payload=payload)
+
+
+NOTIFICATIONS = "notifications"
+
+
+async def notify(session: AsyncSession, *, audience: Iterable[str], kind: str, **details: Any) -> int:
+    """Tell the users holding these roles about `kind`, through the outbox: the notice exists exactly when
+    the caller's work commits, and the delivery worker hands it on."""
+    return await enqueue(session, topic=NOTIFICATIONS, payload={"audience": [str(r) for r in audience], "kind": kind, **details})
 
 
 async def claim_messages(session: AsyncSession, *, topic: str, limit: int) -> list[OutboxMessage]:

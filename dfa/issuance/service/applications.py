@@ -31,6 +31,7 @@ from dfa.issuance.models import APPLICATION_OPEN_STATUSES, DFA_KINDS, Applicatio
 from dfa.issuance.repository import applications as repository
 from dfa.issuance.service import emissions, issuers, suspensions, underlying
 from dfa.platform import service as outbox
+from dfa.platform.access import Role
 from dfa.platform.audit import service as audit
 from dfa.platform.calendar.service import BusinessCalendar, load_calendar
 from dfa.platform.identity.service import parties
@@ -657,15 +658,11 @@ async def _flag_overdue(session: AsyncSession, application: Application, *, toda
         session, application, step="overdue", actor=SYSTEM, now=now, deadline=deadline,
         reason=f"the {kind} deadline {deadline.isoformat()} has closed",
     )
-    await outbox.enqueue(session, topic="notifications", payload={
-        "audience": ["operator_admin"],
-        "kind": "application-overdue",
-        "application_id": str(application.id),
-        "issuer_party_id": str(application.issuer_party_id),
-        "status": application.status,
-        "deadline": deadline.isoformat(),
-        "deadline_kind": kind,
-    })
+    await outbox.notify(
+        session, audience=[Role.OPERATOR_ADMIN], kind="application-overdue", application_id=str(application.id),
+        issuer_party_id=str(application.issuer_party_id), status=application.status, deadline=deadline.isoformat(),
+        deadline_kind=kind,
+    )
 
 
 # --- registered emissions' public terms ----------------------------------------------------------------

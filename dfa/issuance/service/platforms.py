@@ -31,6 +31,7 @@ from dfa.issuance.trading_platforms import Answer, TradingPlatforms
 from dfa.ledger import service as ledger
 from dfa.ledger.models import Account
 from dfa.platform import service as outbox
+from dfa.platform.access import Role
 from dfa.platform.audit import service as audit
 from dfa.platform.calendar.service import load_calendar
 from dfa.platform.errors import ExternalPartyUnavailable, invariant
@@ -42,7 +43,7 @@ from dfa.settlement.service import instructions
 ANSWER_BUSINESS_DAYS = 3  # REQ-45
 UNTRANSFERABLE_STATUSES = ("redeemed", "defaulted")
 REFRESH_BATCH = 100
-STAFF_AUDIENCE = ["operator_admin", "compliance_officer"]
+STAFF_AUDIENCE = (Role.OPERATOR_ADMIN, Role.COMPLIANCE_OFFICER)
 SYSTEM = "system"
 
 log = logging.getLogger("dfa.issuance.platforms")
@@ -258,13 +259,10 @@ async def _release(session: AsyncSession, transfer: PlatformTransfer) -> None:
 
 async def _lapsed(session: AsyncSession, transfer: PlatformTransfer) -> None:
     await _release(session, transfer)
-    await outbox.enqueue(
-        session, topic="notifications",
-        payload={
-            "audience": STAFF_AUDIENCE, "kind": "platform-transfer-lapsed", "transfer_id": str(transfer.id),
-            "platform": transfer.platform_code, "direction": transfer.direction, "units": transfer.units,
-            "deadline": transfer.deadline.isoformat() if transfer.deadline else None,
-        },
+    await outbox.notify(
+        session, audience=STAFF_AUDIENCE, kind="platform-transfer-lapsed", transfer_id=str(transfer.id),
+        platform=transfer.platform_code, direction=transfer.direction, units=transfer.units,
+        deadline=transfer.deadline.isoformat() if transfer.deadline else None,
     )
 
 

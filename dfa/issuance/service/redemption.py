@@ -30,6 +30,7 @@ from dfa.issuance.service.snapshots import Holders, take_snapshot
 from dfa.ledger import service as ledger
 from dfa.ledger.models import Asset
 from dfa.platform import service as outbox
+from dfa.platform.access import Role
 from dfa.platform.audit import service as audit
 from dfa.platform.calendar.service import load_calendar
 from dfa.platform.errors import invariant
@@ -37,7 +38,7 @@ from dfa.platform.settings import Settings
 from dfa.settlement.service import accounts, orders
 
 REDEEMABLE_STATUSES = ("registered", "placed", "not_placed", "defaulted")
-DEFAULT_AUDIENCE = ["operator_admin", "compliance_officer"]
+DEFAULT_AUDIENCE = (Role.OPERATOR_ADMIN, Role.COMPLIANCE_OFFICER)
 
 
 @dataclass(frozen=True)
@@ -140,10 +141,10 @@ async def _default(
         session, kind="redemption.defaulted", actor=actor, subject=emission.registration_number, outcome="failure",
         details=details,
     )
-    await outbox.enqueue(session, topic="notifications", payload={
-        "audience": DEFAULT_AUDIENCE, "kind": "issuer-default", "registration_number": emission.registration_number,
-        "issuer_party_id": str(emission.issuer_party_id), **details,
-    })
+    await outbox.notify(
+        session, audience=DEFAULT_AUDIENCE, kind="issuer-default", registration_number=emission.registration_number,
+        issuer_party_id=str(emission.issuer_party_id), **details,
+    )
     return RedemptionRecord(redemption, [], default)
 
 

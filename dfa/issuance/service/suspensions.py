@@ -16,13 +16,14 @@ from dfa.issuance.models import Emission, Suspension
 from dfa.issuance.repository import holders as repository
 from dfa.issuance.service import emissions, issuers
 from dfa.platform import service as outbox
+from dfa.platform.access import Role
 from dfa.platform.audit import service as audit
 from dfa.platform.errors import invariant
 from dfa.settlement.service import orders
 
 ISSUER_GROUNDS = ("liquidation", "reorganisation", "compulsory_liquidation", "bankruptcy", "asset_arrest")
 ARREST_THRESHOLD = Decimal("0.5")
-STAFF_AUDIENCE = ["operator_admin", "compliance_officer"]
+STAFF_AUDIENCE = (Role.OPERATOR_ADMIN, Role.COMPLIANCE_OFFICER)
 
 
 def _trading_reason(suspension: Suspension) -> str:
@@ -86,12 +87,9 @@ async def suspend(
         session, kind="suspension.recorded", actor=actor, subject=str(suspension.id),
         details={"ground": ground, "issuer_party_id": str(issuer), "reference": reference, "emissions": numbers},
     )
-    await outbox.enqueue(
-        session, topic="notifications",
-        payload={
-            "audience": STAFF_AUDIENCE, "kind": "trading-suspended", "suspension_id": str(suspension.id),
-            "ground": ground, "issuer_party_id": str(issuer), "emissions": numbers,
-        },
+    await outbox.notify(
+        session, audience=STAFF_AUDIENCE, kind="trading-suspended", suspension_id=str(suspension.id), ground=ground,
+        issuer_party_id=str(issuer), emissions=numbers,
     )
     return suspension
 
@@ -122,12 +120,9 @@ async def lift(session: AsyncSession, *, suspension_id: uuid.UUID, reason: str, 
         session, kind="suspension.lifted", actor=actor, subject=str(suspension_id),
         details={"reason": reason, "resumed": resumed},
     )
-    await outbox.enqueue(
-        session, topic="notifications",
-        payload={
-            "audience": STAFF_AUDIENCE, "kind": "trading-resumed", "suspension_id": str(suspension_id),
-            "issuer_party_id": str(suspension.issuer_party_id), "emissions": resumed,
-        },
+    await outbox.notify(
+        session, audience=STAFF_AUDIENCE, kind="trading-resumed", suspension_id=str(suspension_id),
+        issuer_party_id=str(suspension.issuer_party_id), emissions=resumed,
     )
     return suspension
 
