@@ -15,21 +15,12 @@ from dfa.platform.calendar.service import load_calendar
 from dfa.platform.database import Database
 from dfa.platform.identity.service import parties
 from dfa.platform.settings import Settings
+from tests.http import post, problem_slug
 from tests.identity import Users, create_user, sign_in, signed_in_client
 from tests.issuance.factories import make_application
 from tests.issuance.test_registration import certify, make_underlying_asset
 
-PROBLEM = "application/problem+json"
 APPLICATIONS = "/v1/emission-applications"
-
-
-def _post(client: httpx.Client, path: str, json=None) -> httpx.Response:
-    return client.post(path, json=json, headers={"Idempotency-Key": str(uuid.uuid4())})
-
-
-def _problem(response: httpx.Response) -> str:
-    assert response.headers["content-type"] == PROBLEM, response.text
-    return response.json()["type"].removeprefix("/problems/")
 
 
 def _ok(response: httpx.Response, status_code: int = 200) -> dict:
@@ -73,11 +64,11 @@ def terms(settings: Settings, **changes) -> dict:
 
 
 def apply(applicant: Applicant, settings: Settings, **changes) -> dict:
-    return _ok(_post(applicant.client, APPLICATIONS, terms(settings, **changes)), 201)
+    return _ok(post(applicant.client, APPLICATIONS, terms(settings, **changes)), 201)
 
 
 def step(client: httpx.Client, application: dict, name: str, json=None) -> httpx.Response:
-    return _post(client, f"{APPLICATIONS}/{application['id']}/{name}", json)
+    return post(client, f"{APPLICATIONS}/{application['id']}/{name}", json)
 
 
 def steps(application: dict) -> list[str]:
@@ -144,7 +135,7 @@ async def test_a_preliminary_refusal_is_objected_to_and_the_hearing_awaits_its_d
 
     too_early = step(admin, application, "preliminary-refusal", {"reasons": "no custodian terms",
                                                                  "hearing_date": objections_due.isoformat()})
-    assert (too_early.status_code, _problem(too_early)) == (422, "emission-application-hearing-date-invalid")
+    assert (too_early.status_code, problem_slug(too_early)) == (422, "emission-application-hearing-date-invalid")
     hearing_date = too_early.json()["context"]["earliest"]
     assert steps(_ok(admin.get(f"{APPLICATIONS}/{application['id']}"))) == ["submitted", "accepted"]
 
@@ -158,9 +149,9 @@ async def test_a_preliminary_refusal_is_objected_to_and_the_hearing_awaits_its_d
         "the terms are in annex 4", "hearing", hearing_date
     )
     again = step(applicant.client, application, "objections", {"text": "and annex 5"})
-    assert (again.status_code, _problem(again)) == (409, "emission-application-objections-recorded")
+    assert (again.status_code, problem_slug(again)) == (409, "emission-application-objections-recorded")
     early = step(admin, application, "hearing", {"outcome": "refuse", "reason": "heard too soon"})
-    assert (early.status_code, _problem(early)) == (409, "emission-application-hearing-not-due")
+    assert (early.status_code, problem_slug(early)) == (409, "emission-application-hearing-not-due")
 
     withdrawn = _ok(step(applicant.client, application, "withdrawal", {"reason": "new terms coming"}))
     assert (withdrawn["status"], steps(withdrawn)) == (
@@ -179,13 +170,13 @@ def test_each_step_from_a_wrong_status_is_a_conflict_that_changes_nothing_req_21
         step(applicant.client, application, "objections", {"text": "x"}),
         step(admin, application, "hearing", {"outcome": "register", "reason": "x"}),
     ]
-    assert [(r.status_code, _problem(r)) for r in refusals] == [(409, "emission-application-step-not-allowed")] * 4
+    assert [(r.status_code, problem_slug(r)) for r in refusals] == [(409, "emission-application-step-not-allowed")] * 4
     assert refusals[0].json()["context"] == {"step": "registration", "status": "submitted"}
 
     returned = _ok(step(admin, application, "return", {"reason": "the prospectus is missing"}))
     assert (returned["status"], returned["deadline"], returned["decided_at"] is not None) == ("returned", None, True)
     later = [step(admin, application, "acceptance"), step(applicant.client, application, "withdrawal")]
-    assert [(r.status_code, _problem(r)) for r in later] == [(409, "emission-application-step-not-allowed")] * 2
+    assert [(r.status_code, problem_slug(r)) for r in later] == [(409, "emission-application-step-not-allowed")] * 2
     shown = _ok(applicant.client.get(f"{APPLICATIONS}/{application['id']}"))
     assert (shown["status"], steps(shown)) == ("returned", ["submitted", "returned"])
     assert shown["history"][1]["reason"] == "the prospectus is missing"
@@ -201,9 +192,9 @@ def test_another_issuer_finds_no_such_application_and_staff_read_everything_req_
     path = f"{APPLICATIONS}/{application['id']}"
     stranger = users.client("other_issuer")
 
-    assert _problem(stranger.get(path)) == "emission-application-not-found"
+    assert problem_slug(stranger.get(path)) == "emission-application-not-found"
     assert stranger.get(path).status_code == 404
-    assert _problem(step(stranger, application, "withdrawal")) == "emission-application-not-found"
+    assert problem_slug(step(stranger, application, "withdrawal")) == "emission-application-not-found"
     assert application["id"] not in {a["id"] for a in _ok(stranger.get(APPLICATIONS))}
     assert users.client("investor").get(APPLICATIONS).status_code == 403
     for reader in ("compliance_officer", "auditor", "operator_admin"):
@@ -215,8 +206,8 @@ def test_another_issuer_finds_no_such_application_and_staff_read_everything_req_
 
 
 def test_an_issuer_not_onboarded_is_refused_clearly(users: Users, settings: Settings):
-    refused = _post(users.client("other_issuer"), APPLICATIONS, terms(settings))
-    assert (refused.status_code, _problem(refused)) == (422, "applicant-not-onboarded")
+    refused = post(users.client("other_issuer"), APPLICATIONS, terms(settings))
+    assert (refused.status_code, problem_slug(refused)) == (422, "applicant-not-onboarded")
     assert "not onboarded" in refused.json()["detail"]
 
 
@@ -240,9 +231,9 @@ def test_invalid_terms_are_refused_with_the_fields_named_and_nothing_recorded_re
     }
     for expected, bodies in cases.items():
         for body in bodies:
-            refused = _post(applicant.client, APPLICATIONS, body)
-            assert (refused.status_code, _problem(refused)) == (422, expected), body
-    field_errors = _post(applicant.client, APPLICATIONS, terms(settings, placement_start=yesterday)).json()
+            refused = post(applicant.client, APPLICATIONS, body)
+            assert (refused.status_code, problem_slug(refused)) == (422, expected), body
+    field_errors = post(applicant.client, APPLICATIONS, terms(settings, placement_start=yesterday)).json()
     assert [e["field"] for e in field_errors["context"]["errors"]] == ["placement_start"]
     assert len(_ok(applicant.client.get(APPLICATIONS, params={"limit": 500}))) == before
 
@@ -282,7 +273,7 @@ async def test_a_refused_registration_changes_nothing_and_succeeds_once_certifie
 
     refused = step(admin, application, "registration")
 
-    assert (refused.status_code, _problem(refused)) == (422, "registration-underlying-not-certified")
+    assert (refused.status_code, problem_slug(refused)) == (422, "registration-underlying-not-certified")
     shown = _ok(admin.get(f"{APPLICATIONS}/{application['id']}"))
     assert (shown["status"], steps(shown), shown["registration_number"]) == ("in_review", ["submitted", "accepted"], None)
     async with database.unit_of_work() as session:

@@ -18,13 +18,10 @@ from dfa.platform.database import Database
 from dfa.platform.identity.service import parties
 from dfa.settlement.service import accounts
 from tests.factories import SETTINGS, make_party
+from tests.http import post
 from tests.issuance.factories import make_emission
 
 EVIL_NAME = "=HYPERLINK(\"http://evil.example\")"
-
-
-def _post(client, path: str, body: dict):
-    return client.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
 
 
 async def _ensure_issuer(session, party_id: uuid.UUID) -> None:
@@ -68,8 +65,8 @@ def test_staff_freeze_and_lift_a_holders_units_and_the_holder_sees_only_its_own(
         "asset": emission.registration_number, "party_id": str(investor_id), "units": 30, "basis": "court_order",
         "order_reference": "court 2-1/2026", "reason": "securing a claim",
     }
-    assert _post(users.client("investor"), "/v1/freezes", body).status_code == 403
-    placed = _post(users.client("compliance_officer"), "/v1/freezes", body)
+    assert post(users.client("investor"), "/v1/freezes", body).status_code == 403
+    placed = post(users.client("compliance_officer"), "/v1/freezes", body)
     assert placed.status_code == 201, placed.text
     freeze = placed.json()
     assert (freeze["asset"], freeze["units"], freeze["status"]) == (emission.registration_number, 30, "active")
@@ -80,10 +77,10 @@ def test_staff_freeze_and_lift_a_holders_units_and_the_holder_sees_only_its_own(
     assert [f["id"] for f in mine] == [freeze["id"]]
     assert users.client("other_investor").get("/v1/freezes", params={"asset": emission.registration_number}).json() == []
 
-    too_much = _post(users.client("operator_admin"), "/v1/freezes", {**body, "units": 71})
+    too_much = post(users.client("operator_admin"), "/v1/freezes", {**body, "units": 71})
     assert (too_much.status_code, too_much.json()["type"]) == (422, "/problems/holder-units-short")
 
-    lifted = _post(users.client("operator_admin"), f"/v1/freezes/{freeze['id']}/lifting", {"reason": "claim settled"})
+    lifted = post(users.client("operator_admin"), f"/v1/freezes/{freeze['id']}/lifting", {"reason": "claim settled"})
     assert (lifted.status_code, lifted.json()["status"]) == (200, "lifted")
 
 
@@ -94,9 +91,9 @@ def test_only_the_operators_administrator_orders_a_forced_transfer(users, holdin
         "to_party_id": str(users["other_investor"].party_id), "units": 10, "basis": "access_recovery",
         "order_reference": "recovery case 77", "reason": "the client lost access to its account",
     }
-    assert _post(users.client("compliance_officer"), "/v1/forced-transfers", body).status_code == 403
+    assert post(users.client("compliance_officer"), "/v1/forced-transfers", body).status_code == 403
 
-    moved = _post(users.client("operator_admin"), "/v1/forced-transfers", body)
+    moved = post(users.client("operator_admin"), "/v1/forced-transfers", body)
 
     assert moved.status_code == 201, moved.text
     assert (moved.json()["order_reference"], moved.json()["units"]) == ("recovery case 77", 10)
@@ -110,20 +107,20 @@ def test_req62_a_suspension_over_http_and_who_sees_it(users, holding):
     issuer_id = str(users["issuer"].party_id)
     arrest = {"ground": "asset_arrest", "issuer_party_id": issuer_id, "arrested_share": "0.5", "reference": "court 8",
               "details": "half of the assets arrested"}
-    refused = _post(users.client("operator_admin"), "/v1/suspensions", arrest)
+    refused = post(users.client("operator_admin"), "/v1/suspensions", arrest)
     assert (refused.status_code, refused.json()["type"]) == (422, "/problems/suspension-arrest-not-over-half")
 
     decision = {"ground": "operator_decision", "emission": emission.registration_number, "reference": "decision 5",
                 "details": "suspicious trading"}
-    assert _post(users.client("compliance_officer"), "/v1/suspensions", decision).status_code == 403
-    recorded = _post(users.client("operator_admin"), "/v1/suspensions", decision)
+    assert post(users.client("compliance_officer"), "/v1/suspensions", decision).status_code == 403
+    recorded = post(users.client("operator_admin"), "/v1/suspensions", decision)
     assert recorded.status_code == 201, recorded.text
     assert (recorded.json()["emission"], recorded.json()["issuer_party_id"]) == (emission.registration_number, issuer_id)
 
     own = users.client("issuer").get("/v1/suspensions", params={"active": "true"}).json()
     assert recorded.json()["id"] in [s["id"] for s in own]
     assert users.client("other_issuer").get("/v1/suspensions").json() == []
-    lifted = _post(users.client("operator_admin"), f"/v1/suspensions/{recorded.json()['id']}/lifting", {"reason": "ok"})
+    lifted = post(users.client("operator_admin"), f"/v1/suspensions/{recorded.json()['id']}/lifting", {"reason": "ok"})
     assert lifted.json()["lifted_by"] == users["operator_admin"].login
 
 
@@ -136,21 +133,21 @@ def test_req44_req47_an_issuer_moves_units_to_a_platform_and_follows_the_message
     gateway = app.state.trading_platforms
     gateway.platforms.add(code)
     platform = {"code": code, "name": "Steppe Exchange", "nbk_registration_number": "NBK-TP-9"}
-    assert _post(users.client("issuer"), "/v1/trading-platforms", platform).status_code == 403
-    assert _post(users.client("operator_admin"), "/v1/trading-platforms", platform).status_code == 201
+    assert post(users.client("issuer"), "/v1/trading-platforms", platform).status_code == 403
+    assert post(users.client("operator_admin"), "/v1/trading-platforms", platform).status_code == 201
     assert code in [p["code"] for p in users.client("investor").get("/v1/trading-platforms").json()]
     path = f"/v1/emissions/{emission.registration_number}/platform-transfers"
 
     gateway.down = True
     try:
-        down = _post(users.client("issuer"), path, {"platform": code, "units": 40})
+        down = post(users.client("issuer"), path, {"platform": code, "units": 40})
     finally:
         gateway.down = False
     assert down.status_code == 503
-    assert _post(users.client("other_issuer"), path, {"platform": code, "units": 40}).status_code == 404
+    assert post(users.client("other_issuer"), path, {"platform": code, "units": 40}).status_code == 404
 
     gateway.confirm_next()
-    notified = _post(users.client("issuer"), path, {"platform": code, "units": 40})
+    notified = post(users.client("issuer"), path, {"platform": code, "units": 40})
     assert notified.status_code == 201, notified.text
     transfer = notified.json()
     assert (transfer["status"], transfer["emission"], [m["direction"] for m in transfer["messages"]]) == (
@@ -158,7 +155,7 @@ def test_req44_req47_an_issuer_moves_units_to_a_platform_and_follows_the_message
     )
     assert users.client("other_issuer").get(f"/v1/platform-transfers/{transfer['id']}").status_code == 404
 
-    refreshed = _post(users.client("issuer"), f"/v1/platform-transfers/{transfer['id']}/refresh", {})
+    refreshed = post(users.client("issuer"), f"/v1/platform-transfers/{transfer['id']}/refresh", {})
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.json()["status"] == "confirmed"
     assert len(refreshed.json()["messages"]) == 4

@@ -18,24 +18,15 @@ from dfa.issuance.custodian import CustodianSimulator
 from dfa.platform.database import Database
 from dfa.platform.settings import Settings
 from tests.factories import make_party, new_identifier
+from tests.http import post, problem_slug
 from tests.identity import Users, create_user, sign_in, signed_in_client
 from tests.issuance.custodians import CUSTODIAN, kept, new_reference
 from tests.issuance.test_issuers import PDF, PNG
 
-PROBLEM = "application/problem+json"
 ONBOARDING = {
     "legal_address": "Astana, Mangilik El 55", "contact_email": "ir@steppe.kz", "custodian_consent": True,
     "custodian_consent_scope": "state, quantity and value of our grain receipts", "personal_data_consent": True,
 }
-
-
-def _post(client: httpx.Client, path: str, json=None, **kwargs) -> httpx.Response:
-    return client.post(path, json=json, headers={"Idempotency-Key": str(uuid.uuid4())}, **kwargs)
-
-
-def _problem(response: httpx.Response) -> str:
-    assert response.headers["content-type"] == PROBLEM, response.text
-    return response.json()["type"].removeprefix("/problems/")
 
 
 @dataclass
@@ -56,7 +47,7 @@ async def issuer_users(database: Database, settings: Settings, server_url: str) 
         login, _, party_id, _ = await create_user(database, settings, role="issuer")
         clients.append(signed_in_client(server_url, sign_in(server_url, login)))
         if onboarded:
-            response = _post(clients[-1], "/v1/issuers", ONBOARDING)
+            response = post(clients[-1], "/v1/issuers", ONBOARDING)
             assert response.status_code == 201, response.text
         return IssuerUser(party_id, clients[-1])
 
@@ -93,13 +84,13 @@ async def security_events(database: Database, *, kind: str, subject: str) -> lis
 
 
 def test_an_issuer_onboards_its_own_legal_entity_once_req_27_req_57(new_issuer: IssuerUser, users: Users):
-    first = _post(new_issuer.client, "/v1/issuers", ONBOARDING)
-    again = _post(new_issuer.client, "/v1/issuers", {**ONBOARDING, "legal_address": "elsewhere"})
+    first = post(new_issuer.client, "/v1/issuers", ONBOARDING)
+    again = post(new_issuer.client, "/v1/issuers", {**ONBOARDING, "legal_address": "elsewhere"})
 
     assert first.status_code == 201, first.text
     assert first.json()["party_id"] == str(new_issuer.party_id)
     assert first.json()["custodian_consent_scope"] == ONBOARDING["custodian_consent_scope"]
-    assert (again.status_code, _problem(again)) == (409, "issuer-already-onboarded")
+    assert (again.status_code, problem_slug(again)) == (409, "issuer-already-onboarded")
     own = new_issuer.client.get(f"/v1/issuers/{new_issuer.party_id}").json()
     assert own["legal_address"] == ONBOARDING["legal_address"]
     assert [i["party_id"] for i in new_issuer.client.get("/v1/issuers").json()] == [str(new_issuer.party_id)]
@@ -110,7 +101,7 @@ async def test_an_operator_admin_onboards_a_legal_entity_on_its_behalf(users: Us
     party_id = await committed_party(database, kind="legal_entity", name="Altyn Ore JSC")
     admin = users.client("operator_admin")
 
-    response = _post(admin, "/v1/issuers", {**ONBOARDING, "party_id": str(party_id)})
+    response = post(admin, "/v1/issuers", {**ONBOARDING, "party_id": str(party_id)})
 
     assert response.status_code == 201, response.text
     assert response.json()["onboarded_by"] == users["operator_admin"].login
@@ -137,8 +128,8 @@ async def test_who_cannot_be_onboarded_is_refused_and_nothing_is_written(users: 
     ]
 
     for client, body, party_id, status, problem in refusals:
-        response = _post(client, "/v1/issuers", body)
-        assert (response.status_code, _problem(response)) == (status, problem), body
+        response = post(client, "/v1/issuers", body)
+        assert (response.status_code, problem_slug(response)) == (status, problem), body
         if party_id is not None:
             assert admin.get(f"/v1/issuers/{party_id}").status_code == 404
 
@@ -146,7 +137,7 @@ async def test_who_cannot_be_onboarded_is_refused_and_nothing_is_written(users: 
 def test_another_issuer_and_an_investor_do_not_see_an_issuer_req_20(issuer: IssuerUser, users: Users):
     for outsider in ("other_issuer", "investor"):
         response = users.client(outsider).get(f"/v1/issuers/{issuer.party_id}")
-        assert (response.status_code, _problem(response)) == (404, "issuer-not-found")
+        assert (response.status_code, problem_slug(response)) == (404, "issuer-not-found")
     assert users.client("investor").get("/v1/issuers").status_code == 403
 
 
@@ -158,16 +149,16 @@ def test_an_issuer_records_and_revokes_its_representatives(issuer: IssuerUser, u
     body = {"full_name": "Aigerim Sadykova", "iin": new_identifier(kind="person"), "position": "chief executive",
             "authority": "the charter"}
 
-    added = _post(issuer.client, path, body)
-    twice = _post(issuer.client, path, body)
-    invalid = _post(issuer.client, path, {**body, "iin": "900101400012"})
-    foreign = _post(users.client("other_issuer"), path, {**body, "iin": new_identifier(kind="person")})
+    added = post(issuer.client, path, body)
+    twice = post(issuer.client, path, body)
+    invalid = post(issuer.client, path, {**body, "iin": "900101400012"})
+    foreign = post(users.client("other_issuer"), path, {**body, "iin": new_identifier(kind="person")})
 
     assert added.status_code == 201, added.text
-    assert (twice.status_code, _problem(twice)) == (409, "representative-already-active")
-    assert (invalid.status_code, _problem(invalid)) == (422, "invalid-identification-number")
-    assert (foreign.status_code, _problem(foreign)) == (404, "issuer-not-found")
-    revoked = _post(issuer.client, f"{path}/{added.json()['id']}/revocation", {"reason": "resigned"})
+    assert (twice.status_code, problem_slug(twice)) == (409, "representative-already-active")
+    assert (invalid.status_code, problem_slug(invalid)) == (422, "invalid-identification-number")
+    assert (foreign.status_code, problem_slug(foreign)) == (404, "issuer-not-found")
+    revoked = post(issuer.client, f"{path}/{added.json()['id']}/revocation", {"reason": "resigned"})
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
     [listed] = users.client("compliance_officer").get(path).json()
     assert listed["revoked_at"] == revoked.json()["revoked_at"]
@@ -180,8 +171,8 @@ def test_an_issuer_records_and_revokes_its_representatives(issuer: IssuerUser, u
 def _upload(client: httpx.Client, party_id: uuid.UUID, content: bytes, *, content_type: str = "application/pdf",
             filename: str = "charter.pdf", **fields) -> httpx.Response:
     data = {"kind": "charter", "title": "Charter of Steppe Grain LLP", **fields}
-    return _post(client, f"/v1/issuers/{party_id}/documents", data=data,
-                 files={"file": (filename, content, content_type)})
+    return post(client, f"/v1/issuers/{party_id}/documents", data=data,
+                files={"file": (filename, content, content_type)})
 
 
 async def test_a_document_is_uploaded_listed_and_downloaded_with_its_digest_req_20(issuer: IssuerUser, users: Users,
@@ -237,7 +228,7 @@ def test_a_document_larger_than_an_ordinary_request_body_up_to_the_document_limi
     assert _upload(issuer.client, issuer.party_id, large).status_code == 201
     too_large = PDF + b"%" * settings.issuance_document_max_bytes
     refused = _upload(issuer.client, issuer.party_id, too_large)
-    assert (refused.status_code, _problem(refused)) == (422, "document-too-large")
+    assert (refused.status_code, problem_slug(refused)) == (422, "document-too-large")
 
 
 def test_a_retried_upload_with_the_same_key_is_answered_from_the_first_and_kept_once(issuer: IssuerUser):
@@ -272,7 +263,7 @@ def test_a_file_that_is_empty_or_not_an_accepted_document_is_refused_and_nothing
 ):
     response = _upload(issuer.client, issuer.party_id, content, content_type=content_type)
 
-    assert (response.status_code, _problem(response)) == (422, problem)
+    assert (response.status_code, problem_slug(response)) == (422, problem)
     assert issuer.client.get(f"/v1/issuers/{issuer.party_id}/documents").json() == []
 
 
@@ -284,10 +275,10 @@ async def test_a_document_is_linked_only_to_the_issuers_own_asset(issuer: Issuer
     linked = _upload(issuer.client, issuer.party_id, PDF, kind="warehouse_receipt", underlying_asset_id=asset["id"])
     unknown_kind = _upload(issuer.client, issuer.party_id, PDF, kind="napkin")
 
-    assert (by_other.status_code, _problem(by_other)) == (404, "underlying-asset-not-found")
+    assert (by_other.status_code, problem_slug(by_other)) == (404, "underlying-asset-not-found")
     assert other.client.get(f"/v1/issuers/{other.party_id}/documents").json() == []
     assert linked.status_code == 201, linked.text
-    assert (unknown_kind.status_code, _problem(unknown_kind)) == (422, "validation-error")
+    assert (unknown_kind.status_code, problem_slug(unknown_kind)) == (422, "validation-error")
     file = issuer.client.get(f"/v1/underlying-assets/{asset['id']}").json()
     assert [d["id"] for d in file["documents"]] == [linked.json()["id"]]
 
@@ -303,7 +294,7 @@ def custodian(app) -> Iterator[CustodianSimulator]:
 
 
 def _register_asset(client: httpx.Client, party_id: uuid.UUID, reference: str) -> httpx.Response:
-    return _post(client, f"/v1/issuers/{party_id}/underlying-assets", {
+    return post(client, f"/v1/issuers/{party_id}/underlying-assets", {
         "kind": "goods", "description": "5,000 t of class 3 wheat", "custodian": CUSTODIAN,
         "custodian_reference": reference, "quantity": 5_000, "unit": "t",
     })
@@ -317,8 +308,8 @@ def test_an_issuer_registers_its_own_assets_once_per_custodian_reference(issuer:
     foreign = _register_asset(users.client("other_issuer"), issuer.party_id, new_reference())
 
     assert own.status_code == 201, own.text
-    assert (twice.status_code, _problem(twice)) == (409, "underlying-asset-already-registered")
-    assert (foreign.status_code, _problem(foreign)) == (404, "issuer-not-found")
+    assert (twice.status_code, problem_slug(twice)) == (409, "underlying-asset-already-registered")
+    assert (foreign.status_code, problem_slug(foreign)) == (404, "issuer-not-found")
     assert [a["id"] for a in issuer.client.get(f"/v1/issuers/{issuer.party_id}/underlying-assets").json()] == [
         own.json()["id"]
     ]
@@ -332,8 +323,8 @@ def test_staff_certify_an_asset_and_its_issuer_sees_the_findings_req_28(
     asset = _register_asset(issuer.client, issuer.party_id, reference).json()
     path = f"/v1/underlying-assets/{asset['id']}/certifications"
 
-    certified = _post(users.client("compliance_officer"), path)
-    by_issuer = _post(issuer.client, path, {})
+    certified = post(users.client("compliance_officer"), path)
+    by_issuer = post(issuer.client, path, {})
 
     assert certified.status_code == 201, certified.text
     assert (certified.json()["passed"], certified.json()["findings"]) == (False, ["encumbered: pledged to a bank"])
@@ -354,9 +345,9 @@ def test_a_down_custodian_is_a_503_and_nothing_is_recorded_req_28(
     path = f"/v1/underlying-assets/{asset['id']}/certifications"
     custodian.down = True
 
-    response = _post(users.client("operator_admin"), path)
+    response = post(users.client("operator_admin"), path)
 
-    assert (response.status_code, _problem(response)) == (503, "external-party-unavailable")
+    assert (response.status_code, problem_slug(response)) == (503, "external-party-unavailable")
     assert users.client("auditor").get(path).json() == []
 
 
@@ -366,9 +357,9 @@ def test_certifying_for_an_unknown_application_is_refused_and_nothing_is_recorde
     asset = _register_asset(issuer.client, issuer.party_id, kept(custodian, market_value=10_000_00)).json()
     path = f"/v1/underlying-assets/{asset['id']}/certifications"
 
-    response = _post(users.client("operator_admin"), path, {"application_id": str(uuid.uuid4())})
+    response = post(users.client("operator_admin"), path, {"application_id": str(uuid.uuid4())})
 
-    assert (response.status_code, _problem(response)) == (404, "emission-application-not-found")
+    assert (response.status_code, problem_slug(response)) == (404, "emission-application-not-found")
     assert users.client("auditor").get(path).json() == []
 
 
@@ -380,9 +371,9 @@ def test_an_operator_admin_blocks_and_lifts_an_issuers_new_emissions_req_31(issu
     path = f"/v1/issuers/{issuer.party_id}/blocks"
     body = {"reference": "board minutes 14/2026", "reason": "the custodian's licence is under review"}
 
-    opened = _post(admin, path, body)
-    again = _post(admin, path, body)
-    by_issuer = _post(issuer.client, path, body)
+    opened = post(admin, path, body)
+    again = post(admin, path, body)
+    by_issuer = post(issuer.client, path, body)
 
     assert opened.status_code == again.status_code == 201, opened.text
     assert again.json()["id"] == opened.json()["id"] and opened.json()["source"] == "operator_decision"
@@ -391,8 +382,8 @@ def test_an_operator_admin_blocks_and_lifts_an_issuers_new_emissions_req_31(issu
     assert users.client("other_issuer").get(path).status_code == 404
 
     lifting = f"{path}/{opened.json()['id']}/lifting"
-    lifted = _post(admin, lifting, {"reason": "licence confirmed"})
-    by_compliance = _post(users.client("compliance_officer"), lifting, {"reason": "me too"})
+    lifted = post(admin, lifting, {"reason": "licence confirmed"})
+    by_compliance = post(users.client("compliance_officer"), lifting, {"reason": "me too"})
 
     assert lifted.status_code == 200 and lifted.json()["lift_reason"] == "licence confirmed"
     assert by_compliance.status_code == 403

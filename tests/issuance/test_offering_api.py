@@ -14,16 +14,13 @@ from dfa.platform.database import Database
 from dfa.platform.identity.service import parties
 from dfa.settlement.service import accounts
 from tests.factories import SETTINGS
+from tests.http import post
 from tests.issuance.factories import make_application
 
 PRICE = 10_007
 # Far above what the issuer has raised in other tests' placements, so an unfunded redemption defaults.
 REDEMPTION_PRICE = 10**9
 WINDOW_S = 4  # long enough to subscribe over HTTP, short enough to wait for
-
-
-def _post(client, path: str, body: dict):
-    return client.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
 
 
 async def _transfer(session, source_id: int, party_id, asset_code: str, amount: int) -> None:
@@ -64,27 +61,27 @@ def test_a_placement_is_opened_subscribed_allocated_and_reported_over_http_req_2
     window = {"opens_at": now.isoformat(), "closes_at": (now + timedelta(seconds=WINDOW_S)).isoformat()}
     path = f"/v1/emissions/{emission}/placements"
 
-    assert _post(users.client("other_issuer"), path, {"units": 10, **window}).status_code == 404
-    assert _post(investor, path, {"units": 10, **window}).status_code == 403
-    opened = _post(issuer, path, {"units": 10, "min_units": 2, **window})
+    assert post(users.client("other_issuer"), path, {"units": 10, **window}).status_code == 404
+    assert post(investor, path, {"units": 10, **window}).status_code == 403
+    opened = post(issuer, path, {"units": 10, "min_units": 2, **window})
     assert (opened.status_code, opened.json()["price"], opened.json()["status"]) == (201, PRICE, "open"), opened.text
     placement_id = opened.json()["id"]
 
-    mine = _post(investor, f"/v1/placements/{placement_id}/subscriptions", {"units": 8})
+    mine = post(investor, f"/v1/placements/{placement_id}/subscriptions", {"units": 8})
     assert (mine.status_code, mine.json()["amount"]) == (201, 8 * PRICE), mine.text
-    theirs = _post(other, f"/v1/placements/{placement_id}/subscriptions", {"units": 4})
+    theirs = post(other, f"/v1/placements/{placement_id}/subscriptions", {"units": 4})
     assert theirs.status_code == 201, theirs.text
-    again = _post(investor, f"/v1/placements/{placement_id}/subscriptions", {"units": 1})
+    again = post(investor, f"/v1/placements/{placement_id}/subscriptions", {"units": 1})
     assert (again.status_code, again.json()["type"]) == (409, "/problems/subscription-exists")
     listed = f"/v1/placements/{placement_id}/subscriptions"
     assert [s["id"] for s in investor.get(listed).json()] == [mine.json()["id"]]
     assert len(issuer.get(listed).json()) == 2
-    early = _post(issuer, f"/v1/placements/{placement_id}/allocation", {})
+    early = post(issuer, f"/v1/placements/{placement_id}/allocation", {})
     assert (early.status_code, early.json()["type"]) == (409, "/problems/placement-still-open")
 
     time.sleep(max(0.0, (now + timedelta(seconds=WINDOW_S + 0.2) - datetime.now(UTC)).total_seconds()))
-    assert _post(users.client("other_issuer"), f"/v1/placements/{placement_id}/allocation", {}).status_code == 404
-    closed = _post(issuer, f"/v1/placements/{placement_id}/allocation", {})
+    assert post(users.client("other_issuer"), f"/v1/placements/{placement_id}/allocation", {}).status_code == 404
+    closed = post(issuer, f"/v1/placements/{placement_id}/allocation", {})
     assert (closed.status_code, closed.json()["status"], closed.json()["units_allocated"]) == (200, "allocated", 10)
     # 12 asked for 10: shares 6.67 and 3.33 round down to 6 and 3; the unit left goes to the earliest.
     assert [s["allocated_units"] for s in issuer.get(listed).json()] == [7, 3]
@@ -93,26 +90,26 @@ def test_a_placement_is_opened_subscribed_allocated_and_reported_over_http_req_2
     assert users.client("auditor").get(f"/v1/placements/{placement_id}/report").status_code == 200
     assert investor.get(f"/v1/placements/{placement_id}/report").status_code == 403
     assert users.client("other_issuer").get(f"/v1/placements/{placement_id}/report").status_code == 404
-    twice = _post(issuer, f"/v1/placements/{placement_id}/allocation", {})
+    twice = post(issuer, f"/v1/placements/{placement_id}/allocation", {})
     assert (twice.status_code, twice.json()["type"]) == (409, "/problems/placement-not-open")
 
 
 def test_only_the_subscriber_cancels_its_subscription_over_http(users, emission):
     now = datetime.now(UTC)
-    opened = _post(users.client("issuer"), f"/v1/emissions/{emission}/placements", {
+    opened = post(users.client("issuer"), f"/v1/emissions/{emission}/placements", {
         "units": 10, "opens_at": now.isoformat(), "closes_at": (now + timedelta(hours=1)).isoformat(),
     })
-    subscribed = _post(users.client("investor"), f"/v1/placements/{opened.json()['id']}/subscriptions", {"units": 2})
+    subscribed = post(users.client("investor"), f"/v1/placements/{opened.json()['id']}/subscriptions", {"units": 2})
     cancellation = f"/v1/subscriptions/{subscribed.json()['id']}/cancellation"
 
-    refused = _post(users.client("other_investor"), cancellation, {})
+    refused = post(users.client("other_investor"), cancellation, {})
     assert (refused.status_code, refused.json()["type"]) == (404, "/problems/subscription-not-found")
-    cancelled = _post(users.client("investor"), cancellation, {})
+    cancelled = post(users.client("investor"), cancellation, {})
     assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
 
 
 def test_a_snapshot_is_taken_by_the_issuer_and_seen_by_staff_only_over_http_req_35(users, emission):
-    taken = _post(users.client("issuer"), f"/v1/emissions/{emission}/snapshots", {})
+    taken = post(users.client("issuer"), f"/v1/emissions/{emission}/snapshots", {})
     assert taken.status_code == 201, taken.text
     body = taken.json()
     assert (body["total_units"], body["holders"]) == (1_000, 3)
@@ -124,17 +121,17 @@ def test_a_snapshot_is_taken_by_the_issuer_and_seen_by_staff_only_over_http_req_
     assert users.client("auditor").get(path).json()["total_units"] == 1_000
     assert users.client("other_issuer").get(path).status_code == 404
     assert users.client("investor").get(path).status_code == 403
-    assert _post(users.client("other_issuer"), f"/v1/emissions/{emission}/snapshots", {}).status_code == 404
+    assert post(users.client("other_issuer"), f"/v1/emissions/{emission}/snapshots", {}).status_code == 404
 
 
 async def test_a_redemption_defaults_while_unfunded_then_pays_each_holder_who_sees_its_own_payment_req_32(
     users, emission, database
 ):
     path = f"/v1/emissions/{emission}/redemptions"
-    assert _post(users.client("other_issuer"), path, {"kind": "early"}).status_code == 404
-    assert _post(users.client("investor"), path, {"kind": "early"}).status_code == 403
+    assert post(users.client("other_issuer"), path, {"kind": "early"}).status_code == 404
+    assert post(users.client("investor"), path, {"kind": "early"}).status_code == 403
 
-    defaulted = _post(users.client("issuer"), path, {"kind": "early"})
+    defaulted = post(users.client("issuer"), path, {"kind": "early"})
     assert (defaulted.status_code, defaulted.json()["status"]) == (201, "defaulted"), defaulted.text
     due, available = defaulted.json()["amount_due"], defaulted.json()["amount_available"]
     assert (due, defaulted.json()["default"]["shortfall"]) == (15 * REDEMPTION_PRICE, due - available)
@@ -142,7 +139,7 @@ async def test_a_redemption_defaults_while_unfunded_then_pays_each_holder_who_se
     async with database.unit_of_work() as session:
         client_money = await accounts.operator_account(session, kind="client_money", settings=SETTINGS)
         await _transfer(session, client_money.id, users["issuer"].party_id, "KZT", due - available)
-    paid = _post(users.client("operator_admin"), path, {"kind": "early"})
+    paid = post(users.client("operator_admin"), path, {"kind": "early"})
     assert (paid.status_code, paid.json()["status"]) == (201, "paid"), paid.text
     assert {(p["party_id"], p["amount"]) for p in paid.json()["payments"]} == {
         (str(users["investor"].party_id), 10 * REDEMPTION_PRICE),

@@ -14,15 +14,11 @@ import pytest
 from dfa.platform.identity.service.parties import local_today
 from dfa.platform.settings import Settings
 from dfa.settlement.bank import BankSimulator
+from tests.http import post
 from tests.identity import Users
 from tests.settlement.test_cash import new_iban, spaced
 
 PROBLEM = "application/problem+json"
-
-
-def _post(client: httpx.Client, path: str, json=None, **kwargs) -> httpx.Response:
-    headers = {"Idempotency-Key": str(uuid.uuid4()), **kwargs.pop("headers", {})}
-    return client.post(path, json=json, headers=headers, **kwargs)
 
 
 def _problem(response: httpx.Response) -> str:
@@ -48,8 +44,8 @@ class Money:
         )
 
     def fetch(self) -> dict:
-        response = _post(self.users.client("operator_admin"), "/v1/bank-statements/fetch",
-                         {"day": local_today(self.settings).isoformat()})
+        response = post(self.users.client("operator_admin"), "/v1/bank-statements/fetch",
+                        {"day": local_today(self.settings).isoformat()})
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -67,21 +63,21 @@ class Money:
         return {a["kind"]: a["balance"] for a in accounts} or {"available": 0, "held": 0}
 
     def verified_account(self, who: str, *, iban: str | None = None) -> int:
-        registered = _post(self.users.client(who), "/v1/bank-accounts", {"iban": iban or new_iban(), "holder_name": "A. Sadykova"})
+        registered = post(self.users.client(who), "/v1/bank-accounts", {"iban": iban or new_iban(), "holder_name": "A. Sadykova"})
         assert registered.status_code == 201, registered.text
         account_id = registered.json()["id"]
-        verified = _post(self.users.client("operator_admin"), f"/v1/bank-accounts/{account_id}/verification",
-                         {"evidence": "bank's confirmation letter"})
+        verified = post(self.users.client("operator_admin"), f"/v1/bank-accounts/{account_id}/verification",
+                        {"evidence": "bank's confirmation letter"})
         assert (verified.status_code, verified.json()["status"]) == (200, "verified"), verified.text
         return account_id
 
     def withdraw(self, who: str, bank_account_id: int, amount_tiyn: int, **kwargs) -> httpx.Response:
         body = {"id": str(kwargs.pop("withdrawal_id", uuid.uuid4())), "bank_account_id": bank_account_id,
                 "amount_tiyn": amount_tiyn}
-        return _post(self.users.client(who), "/v1/withdrawals", body, **kwargs)
+        return post(self.users.client(who), "/v1/withdrawals", body, **kwargs)
 
     def submit(self) -> dict:
-        response = _post(self.users.client("operator_admin"), "/v1/withdrawals/submission")
+        response = post(self.users.client("operator_admin"), "/v1/withdrawals/submission")
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -107,8 +103,8 @@ def test_an_investor_learns_how_to_pay_in_and_is_credited_to_the_tiyn(money: Mon
     money.pay_in(12_345_67, f"пополнение {spaced(instructions['reference'])}")
     document = money.bank.answer_statement(account_iban=settings.operator_client_money_iban, day=local_today(settings))
     admin = money.users.client("operator_admin")
-    first = _post(admin, "/v1/bank-statements", content=document, headers={"Content-Type": "application/xml"})
-    again = _post(admin, "/v1/bank-statements", content=document, headers={"Content-Type": "application/xml"})
+    first = post(admin, "/v1/bank-statements", content=document, headers={"Content-Type": "application/xml"})
+    again = post(admin, "/v1/bank-statements", content=document, headers={"Content-Type": "application/xml"})
 
     assert first.status_code == again.status_code == 200, first.text
     assert first.json()["credited_tiyn"] >= 12_345_67
@@ -126,11 +122,11 @@ def test_only_an_xml_statement_of_the_client_money_account_is_imported(money: Mo
     foreign = elsewhere.answer_statement(account_iban=other_iban, day=local_today(settings))
     before = money.balances("investor")
 
-    as_json = _post(admin, "/v1/bank-statements", {"statement": "no"})
-    of_another_account = _post(admin, "/v1/bank-statements", content=foreign, headers={"Content-Type": "application/xml"})
-    not_camt = _post(admin, "/v1/bank-statements", content=b"<Document/>", headers={"Content-Type": "text/xml"})
-    by_an_investor = _post(money.users.client("investor"), "/v1/bank-statements", content=foreign,
-                           headers={"Content-Type": "application/xml"})
+    as_json = post(admin, "/v1/bank-statements", {"statement": "no"})
+    of_another_account = post(admin, "/v1/bank-statements", content=foreign, headers={"Content-Type": "application/xml"})
+    not_camt = post(admin, "/v1/bank-statements", content=b"<Document/>", headers={"Content-Type": "text/xml"})
+    by_an_investor = post(money.users.client("investor"), "/v1/bank-statements", content=foreign,
+                          headers={"Content-Type": "application/xml"})
 
     assert (as_json.status_code, _problem(as_json)) == (422, "/problems/bank-statement-media-type-unsupported")
     assert (of_another_account.status_code, _problem(of_another_account)) == (
@@ -151,10 +147,10 @@ def test_staff_credit_an_unmatched_deposit_to_the_client_it_is_for(money: Money,
     before = money.balances("other_investor")["available"]
 
     assert users.client("investor").get("/v1/bank-statement-lines").status_code == 403
-    assigned = _post(users.client("operator_admin"), f"/v1/bank-statement-lines/{line['id']}/assignment",
-                     {"party_id": str(users["other_investor"].party_id), "note": "payer's letter"})
-    twice = _post(users.client("operator_admin"), f"/v1/bank-statement-lines/{line['id']}/assignment",
-                  {"party_id": str(users["other_investor"].party_id), "note": "payer's letter"})
+    assigned = post(users.client("operator_admin"), f"/v1/bank-statement-lines/{line['id']}/assignment",
+                    {"party_id": str(users["other_investor"].party_id), "note": "payer's letter"})
+    twice = post(users.client("operator_admin"), f"/v1/bank-statement-lines/{line['id']}/assignment",
+                 {"party_id": str(users["other_investor"].party_id), "note": "payer's letter"})
 
     assert assigned.status_code == 200, assigned.text
     assert (assigned.json()["status"], assigned.json()["party_id"]) == ("assigned", str(users["other_investor"].party_id))
@@ -172,9 +168,9 @@ def test_staff_return_an_unmatched_deposit_with_a_note(money: Money, users: User
     queue = users.client("auditor").get("/v1/bank-statement-lines", params={"status": "unmatched", "limit": 500}).json()
     [line] = [line for line in queue if line["entry_reference"] == entry]
 
-    without_note = _post(users.client("operator_admin"), f"/v1/bank-statement-lines/{line['id']}/return", {"note": ""})
-    returned = _post(users.client("operator_admin"), f"/v1/bank-statement-lines/{line['id']}/return",
-                     {"note": "returned by payment order 118"})
+    without_note = post(users.client("operator_admin"), f"/v1/bank-statement-lines/{line['id']}/return", {"note": ""})
+    returned = post(users.client("operator_admin"), f"/v1/bank-statement-lines/{line['id']}/return",
+                    {"note": "returned by payment order 118"})
 
     assert without_note.status_code == 422
     assert (returned.status_code, returned.json()["status"]) == (200, "returned")
@@ -188,12 +184,12 @@ def test_an_investor_is_paid_out_to_its_own_verified_account_once(money: Money, 
     and the next statement shows the payout as the withdrawal's."""
     investor = users.client("investor")
     money.deposit("investor", 1_000_00)
-    registered = _post(investor, "/v1/bank-accounts", {"iban": new_iban(), "holder_name": "Erlan Asanov"})
+    registered = post(investor, "/v1/bank-accounts", {"iban": new_iban(), "holder_name": "Erlan Asanov"})
     account_id = registered.json()["id"]
     unverified = money.withdraw("investor", account_id, 100_00)
     assert (unverified.status_code, _problem(unverified)) == (422, "/problems/bank-account-not-verified")
-    verified = _post(users.client("operator_admin"), f"/v1/bank-accounts/{account_id}/verification",
-                     {"evidence": "bank's letter"})
+    verified = post(users.client("operator_admin"), f"/v1/bank-accounts/{account_id}/verification",
+                    {"evidence": "bank's letter"})
     assert verified.json()["status"] == "verified"
     before = money.balances("investor")
     bank_before = money.bank.balance_tiyn(settings.operator_client_money_iban)
@@ -218,7 +214,7 @@ def test_an_investor_is_paid_out_to_its_own_verified_account_once(money: Money, 
         "/v1/bank-statement-lines", params={"status": "withdrawal", "party_id": str(users["investor"].party_id)}
     ).json()
     assert sent["end_to_end_id"] in {line["end_to_end_id"] for line in lines}
-    cancel = _post(investor, f"/v1/withdrawals/{withdrawal_id}/cancellation")
+    cancel = post(investor, f"/v1/withdrawals/{withdrawal_id}/cancellation")
     assert (cancel.status_code, _problem(cancel)) == (409, "/problems/withdrawal-not-cancellable")
 
 
@@ -245,7 +241,7 @@ def test_a_bank_that_does_not_answer_is_asked_again_and_pays_once(money: Money, 
     try:
         unanswered = money.submit()
         waiting = users.client("other_investor").get(f"/v1/withdrawals/{withdrawal['id']}").json()
-        cancel = _post(users.client("other_investor"), f"/v1/withdrawals/{withdrawal['id']}/cancellation")
+        cancel = post(users.client("other_investor"), f"/v1/withdrawals/{withdrawal['id']}/cancellation")
     finally:
         money.bank.down = False
     resent = money.submit()
@@ -265,7 +261,7 @@ def test_an_investor_cancels_a_requested_withdrawal_and_its_money_is_released(mo
     before = money.balances("investor")
     withdrawal = money.withdraw("investor", account_id, 50_00).json()
 
-    cancelled = _post(users.client("investor"), f"/v1/withdrawals/{withdrawal['id']}/cancellation")
+    cancelled = post(users.client("investor"), f"/v1/withdrawals/{withdrawal['id']}/cancellation")
 
     assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
     assert money.balances("investor") == before
@@ -289,8 +285,8 @@ def test_an_investor_cannot_see_or_touch_another_investors_bank_accounts_or_with
             stranger.get("/v1/payment-reference", params={"party_id": str(users["investor"].party_id)}),
         ]
         writes = [
-            _post(stranger, f"/v1/withdrawals/{withdrawal['id']}/cancellation"),
-            _post(stranger, f"/v1/bank-accounts/{account_id}/revocation", {"reason": "not mine"}),
+            post(stranger, f"/v1/withdrawals/{withdrawal['id']}/cancellation"),
+            post(stranger, f"/v1/bank-accounts/{account_id}/revocation", {"reason": "not mine"}),
             money.withdraw("other_investor", account_id, 1_00),
         ]
         missing = [
@@ -307,14 +303,14 @@ def test_an_investor_cannot_see_or_touch_another_investors_bank_accounts_or_with
         assert {w["party_id"] for w in stranger.get("/v1/withdrawals").json()} <= {str(users["other_investor"].party_id)}
         assert {a["party_id"] for a in stranger.get("/v1/bank-accounts").json()} <= {str(users["other_investor"].party_id)}
     finally:
-        _post(users.client("investor"), f"/v1/withdrawals/{withdrawal['id']}/cancellation")
+        post(users.client("investor"), f"/v1/withdrawals/{withdrawal['id']}/cancellation")
 
 
 def test_staff_verify_and_an_owner_revokes_a_bank_account_as_security_events(money: Money, users: Users):
     account_id = money.verified_account("issuer")
-    by_investor = _post(users.client("investor"), f"/v1/bank-accounts/{account_id}/verification", {"evidence": "x"})
+    by_investor = post(users.client("investor"), f"/v1/bank-accounts/{account_id}/verification", {"evidence": "x"})
 
-    revoked = _post(users.client("issuer"), f"/v1/bank-accounts/{account_id}/revocation", {"reason": "closed"})
+    revoked = post(users.client("issuer"), f"/v1/bank-accounts/{account_id}/revocation", {"reason": "closed"})
 
     assert by_investor.status_code == 403
     assert (revoked.status_code, revoked.json()["status"]) == (200, "revoked")

@@ -8,6 +8,7 @@ from dfa.ledger import service as ledger
 from dfa.platform.database import Database
 from dfa.settlement.service import accounts
 from tests.factories import SETTINGS, make_party, new_asset_code
+from tests.http import post
 
 PRICE = 25_000
 
@@ -32,20 +33,16 @@ async def emission(database: Database, users) -> str:
     return code
 
 
-def _post(client, path: str, body: dict, key: str | None = None):
-    return client.post(path, json=body, headers={"Idempotency-Key": key or str(uuid.uuid4())})
-
-
 def test_req38_an_order_matches_over_http_and_both_see_the_trade(users, emission):
     seller, buyer = users.client("investor"), users.client("other_investor")
-    sold = _post(seller, "/v1/orders", {"base": emission, "side": "sell", "price": PRICE, "quantity": 10})
+    sold = post(seller, "/v1/orders", {"base": emission, "side": "sell", "price": PRICE, "quantity": 10})
     assert sold.status_code == 201, sold.text
     assert sold.json()["order"]["status"] == "open"
 
     book = buyer.get(f"/v1/market-data/{emission}").json()
     assert (book["best_ask"], book["asks"][0]["quantity"]) == (PRICE, 10)
 
-    bought = _post(buyer, "/v1/orders", {"base": emission, "side": "buy", "price": PRICE, "quantity": 4})
+    bought = post(buyer, "/v1/orders", {"base": emission, "side": "buy", "price": PRICE, "quantity": 4})
     assert bought.status_code == 201, bought.text
     trade = bought.json()["trades"][0]
     assert (trade["quantity"], trade["value"], trade["buyer_fee"]) == (4, 4 * PRICE, 4 * PRICE * 10 // 10_000)
@@ -63,7 +60,7 @@ def test_an_order_replayed_with_its_idempotency_key_is_placed_once(users, emissi
     seller = users.client("investor")
     key = str(uuid.uuid4())
     body = {"base": emission, "side": "sell", "price": PRICE * 2, "quantity": 3}
-    first, again = _post(seller, "/v1/orders", body, key), _post(seller, "/v1/orders", body, key)
+    first, again = post(seller, "/v1/orders", body, key=key), post(seller, "/v1/orders", body, key=key)
 
     assert first.status_code == again.status_code == 201
     assert again.headers.get("Idempotent-Replayed") == "true"
@@ -72,14 +69,14 @@ def test_an_order_replayed_with_its_idempotency_key_is_placed_once(users, emissi
 
 
 def test_an_investor_cannot_see_or_cancel_another_investors_order(users, emission):
-    placed = _post(users.client("investor"), "/v1/orders", {"base": emission, "side": "sell", "price": PRICE, "quantity": 1})
+    placed = post(users.client("investor"), "/v1/orders", {"base": emission, "side": "sell", "price": PRICE, "quantity": 1})
     order_id = placed.json()["order"]["id"]
     other = users.client("other_investor")
 
     assert other.get(f"/v1/orders/{order_id}").status_code == 404
-    refused = _post(other, f"/v1/orders/{order_id}/cancellation", {})
+    refused = post(other, f"/v1/orders/{order_id}/cancellation", {})
     assert (refused.status_code, refused.json()["type"]) == (404, "/problems/order-not-found")
-    cancelled = _post(users.client("investor"), f"/v1/orders/{order_id}/cancellation", {})
+    cancelled = post(users.client("investor"), f"/v1/orders/{order_id}/cancellation", {})
     assert cancelled.json()["status"] == "cancelled"
 
 
@@ -93,7 +90,7 @@ def test_bad_orders_get_problem_details_and_change_nothing(users, emission):
         ({"base": emission, "side": "buy", "price": 10**12, "quantity": 10**6}, 422, "/problems/order-invalid"),
         ({"base": emission, "side": "buy", "price": 10**9, "quantity": 10**3}, 422, "/problems/insufficient-funds"),
     ]:
-        response = _post(investor, "/v1/orders", body)
+        response = post(investor, "/v1/orders", body)
         assert (response.status_code, response.json()["type"]) == (status, problem), response.text
     assert investor.get("/v1/orders").json() == before
 
@@ -102,11 +99,11 @@ def test_req38_a_bilateral_instruction_settles_when_both_parties_submit(users, e
     seller, buyer = users.client("investor"), users.client("other_investor")
     terms = {"reference": f"OTC-{uuid.uuid4().hex[:8]}"}
     units, money = {"asset": emission, "amount": 5}, {"asset": "KZT", "amount": 5 * PRICE}
-    first = _post(seller, "/v1/settlement-instructions", {
+    first = post(seller, "/v1/settlement-instructions", {
         **terms, "counterparty_id": str(users["other_investor"].party_id), "deliver": units, "receive": money,
     })
     assert (first.status_code, first.json()["status"], first.json()["first"]["held"]) == (201, "pending", True)
-    second = _post(buyer, "/v1/settlement-instructions", {
+    second = post(buyer, "/v1/settlement-instructions", {
         **terms, "counterparty_id": str(users["investor"].party_id), "deliver": money, "receive": units,
     })
     assert (second.status_code, second.json()["status"]) == (200, "settled"), second.text
@@ -116,7 +113,7 @@ def test_req38_a_bilateral_instruction_settles_when_both_parties_submit(users, e
 
 
 def test_suspension_by_compliance_cancels_the_book_and_is_seen_in_market_data(users, emission):
-    _post(users.client("investor"), "/v1/orders", {"base": emission, "side": "sell", "price": PRICE, "quantity": 2})
+    post(users.client("investor"), "/v1/orders", {"base": emission, "side": "sell", "price": PRICE, "quantity": 2})
     suspended = users.client("compliance_officer").put(
         f"/v1/trading-status/{emission}", json={"suspended": True, "reason": "coverage shortfall"},
         headers={"Idempotency-Key": str(uuid.uuid4())},
@@ -125,5 +122,5 @@ def test_suspension_by_compliance_cancels_the_book_and_is_seen_in_market_data(us
     assert suspended.json()["orders_cancelled"] >= 1
     book = users.client("other_investor").get(f"/v1/market-data/{emission}").json()
     assert book["suspended"] and book["asks"] == []
-    refused = _post(users.client("other_investor"), "/v1/orders", {"base": emission, "side": "buy", "price": 1, "quantity": 1})
+    refused = post(users.client("other_investor"), "/v1/orders", {"base": emission, "side": "buy", "price": 1, "quantity": 1})
     assert (refused.status_code, refused.json()["type"]) == (422, "/problems/trading-suspended")
