@@ -9,23 +9,27 @@ gateway's HTTP API, so the HTTP client is tested against it over real HTTP.
 
 An unknown asset is an answer (`exists` is false), not an error: judging it is the caller's business.
 Only the absence of a usable answer raises `ExternalPartyUnavailable`.
+
+The operator also notifies a custodian of a breach about an asset it keeps (REQ-31). The operator's id of
+the notice is its idempotency key: a notice sent twice is kept once and the repeat gets the first receipt.
 """
 
+import json
 import logging
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import httpx
-from fastapi import FastAPI, Path
+from fastapi import Body, FastAPI, Header, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from dfa.platform.adapters.external import JsonApiClient, SimulatedParty, simulator_api
+from dfa.platform.adapters.external import JsonApiClient, Receipt, SimulatedParty, simulator_api
 from dfa.platform.errors import invariant
 from dfa.platform.settings import Settings
-from dfa.platform.types import BIGINT_MAX, Text
+from dfa.platform.types import BIGINT_MAX, AwareDatetime, Text
 
 PARTY = "underlying-asset custodian"
 CUSTODIAN_CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{1,49}$"
@@ -33,6 +37,7 @@ REFERENCE_MAX_LENGTH = 100
 UNIT_MAX_LENGTH = 20
 ENCUMBRANCES_MAX = 100
 ENCUMBRANCE_MAX_LENGTH = 500
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,100}$"  # notice ids and receipt ids
 
 log = logging.getLogger("dfa.custodian")
 
@@ -70,14 +75,32 @@ class Custodian(Protocol):
         """
         ...
 
+    async def notify(self, *, custodian: str, notice_id: str, body: dict[str, Any]) -> Receipt:
+        """Deliver the notice `body` to custodian `custodian` (its code) under the operator's `notice_id`,
+        and the custodian's receipt for it; the same `notice_id` sent again gets the first receipt.
+
+        Raises ExternalPartyUnavailable on a timeout, a connection failure, an error status or a
+        malformed answer — never a receipt the custodian did not give.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Release connections; call once at shutdown."""
         ...
 
 
-def _check_request(custodian: str, reference: str) -> None:
+def _check_custodian(custodian: str) -> None:
     invariant(re.fullmatch(CUSTODIAN_CODE_PATTERN, custodian) is not None, f"custodian code {custodian!r} is malformed")
+
+
+def _check_request(custodian: str, reference: str) -> None:
+    _check_custodian(custodian)
     invariant(0 < len(reference) <= REFERENCE_MAX_LENGTH, "a custodian's reference has 1 to 100 characters")
+
+
+def _check_notice(custodian: str, notice_id: str) -> None:
+    _check_custodian(custodian)
+    invariant(re.fullmatch(ID_PATTERN, notice_id) is not None, "a notice id is 1 to 100 URL-safe characters")
 
 
 # The gateway's HTTP API ---------------------------------------------------------------------------
@@ -107,10 +130,18 @@ class StatementAnswer(BaseModel):
     )
 
 
-class HttpCustodian:
-    """The custodians' gateway: `POST {base_url}/v1/custodians/{code}/statements`, bearer `token` when given.
+class NoticeReceiptAnswer(BaseModel):
+    notice_id: str = Field(description="The id of the notice received, echoed.")
+    receipt_id: str = Field(pattern=ID_PATTERN, description="The custodian's id of this receipt.")
+    received_at: AwareDatetime = Field(description="When the custodian received the notice.")
 
-    Any status but 200 is a failure, as is an answer about another reference than the one asked about.
+
+class HttpCustodian:
+    """The custodians' gateway, bearer `token` when given: `POST {base_url}/v1/custodians/{code}/statements`
+    for statements, `POST {base_url}/v1/custodians/{code}/notices` for notices (the notice id in an
+    `Idempotency-Key` header).
+
+    Any status but 200 is a failure, as is an answer about another asset or notice than the one sent.
     """
 
     def __init__(
@@ -143,6 +174,21 @@ class HttpCustodian:
             valued_on=answer.valued_on, statement_id=answer.statement_id,
         )
 
+    async def notify(self, *, custodian: str, notice_id: str, body: dict[str, Any]) -> Receipt:
+        """See `Custodian.notify`. Raises ExternalPartyUnavailable."""
+        _check_notice(custodian, notice_id)
+        answer, elapsed_ms = await self._api.post(
+            f"/v1/custodians/{custodian}/notices", body, NoticeReceiptAnswer, headers={"Idempotency-Key": notice_id}
+        )
+        if answer.notice_id != notice_id:
+            raise self._api.malformed("the receipt is for another notice than the one sent")
+        log.info(
+            "notice received by a custodian",
+            extra={"custodian": custodian, "notice_id": notice_id, "receipt_id": answer.receipt_id,
+                   "elapsed_ms": elapsed_ms},
+        )
+        return Receipt(answer.receipt_id, answer.received_at)
+
     async def aclose(self) -> None:
         await self._api.aclose()
 
@@ -171,6 +217,15 @@ class StatementRecord:
     statement: CustodianStatement
 
 
+@dataclass(frozen=True)
+class ReceivedNotice:
+    """A notice a custodian received, as it arrived, with the receipt it gave."""
+
+    notice_id: str
+    body: dict[str, Any]
+    receipt: Receipt
+
+
 def _today() -> date:
     return datetime.now(UTC).date()
 
@@ -179,9 +234,10 @@ class CustodianSimulator(SimulatedParty):
     """Custodians answering from the assets registered with `keep`, changed with `revalue`,
     `encumber`, `dispute` and `remove`. An asset nobody registered does not exist.
 
-    `down` and `latency_s` (against `timeout_s`, the caller's timeout) make `statement` raise
-    ExternalPartyUnavailable as the HTTP client would. `requests` keeps the newest `requests_kept`
-    statements given, oldest first.
+    `down` and `latency_s` (against `timeout_s`, the caller's timeout) make `statement` and `notify`
+    raise ExternalPartyUnavailable as the HTTP client would. `requests` keeps the newest `requests_kept`
+    statements given, oldest first; `notices` every notice received, per custodian code and then by
+    notice id, in the order received (notices are few: one per breach).
     """
 
     party = PARTY
@@ -191,6 +247,7 @@ class CustodianSimulator(SimulatedParty):
         super().__init__(timeout_s=timeout_s, requests_kept=requests_kept)
         self.assets: dict[tuple[str, str], KeptAsset] = {}
         self.requests: list[StatementRecord] = []
+        self.notices: dict[str, dict[str, ReceivedNotice]] = {}
 
     def keep(
         self, custodian: str, reference: str, *, quantity: int, unit: str, market_value: int,
@@ -242,13 +299,27 @@ class CustodianSimulator(SimulatedParty):
         self._keep(self.requests, StatementRecord(custodian, reference, statement))
         return statement
 
+    async def notify(self, *, custodian: str, notice_id: str, body: dict[str, Any]) -> Receipt:
+        """See `Custodian.notify`. Raises ExternalPartyUnavailable."""
+        _check_notice(custodian, notice_id)
+        await self._reach()
+        # What arrives is what survives the wire: JSON, and a copy the sender cannot change afterwards.
+        return self.receive_notice(custodian=custodian, notice_id=notice_id, body=json.loads(json.dumps(body)))
+
+    def receive_notice(self, *, custodian: str, notice_id: str, body: dict[str, Any]) -> Receipt:
+        """The custodian's receipt itself, with no network in between: the first receipt for a known id."""
+        received = self.notices.setdefault(custodian, {})
+        if notice_id not in received:
+            received[notice_id] = ReceivedNotice(notice_id, body, Receipt(f"CN-{uuid.uuid4().hex}", datetime.now(UTC)))
+        return received[notice_id].receipt
+
     async def aclose(self) -> None:
         return None
 
 
 def simulator_app(simulator: CustodianSimulator, *, token: str | None = None) -> FastAPI:
-    """The gateway's HTTP API answered by `simulator`: 503 while it is down, 401 without the bearer
-    `token` when one is set, 422 for a request the gateway would not accept."""
+    """The gateway's HTTP API answered by `simulator`, statements and notices: 503 while it is down, 401
+    without the bearer `token` when one is set, 422 for a request the gateway would not accept."""
     app = simulator_api(simulator, title="Underlying-asset custodians (simulator)", token=token)
 
     @app.post("/v1/custodians/{custodian}/statements", response_model=StatementAnswer)
@@ -263,6 +334,17 @@ def simulator_app(simulator: CustodianSimulator, *, token: str | None = None) ->
             market_value_tiyn=statement.market_value, valued_on=statement.valued_on,
             statement_id=statement.statement_id,
         )
+
+    @app.post("/v1/custodians/{custodian}/notices", response_model=NoticeReceiptAnswer)
+    async def receive_notice(
+        custodian: Annotated[str, Path(pattern=CUSTODIAN_CODE_PATTERN, description="The custodian's code.")],
+        body: Annotated[dict[str, Any], Body(description="The notice.")],
+        notice_id: Annotated[
+            str, Header(alias="Idempotency-Key", pattern=ID_PATTERN, description="The notice's id.")
+        ],
+    ) -> NoticeReceiptAnswer:
+        receipt = simulator.receive_notice(custodian=custodian, notice_id=notice_id, body=body)
+        return NoticeReceiptAnswer(notice_id=notice_id, receipt_id=receipt.receipt_id, received_at=receipt.received_at)
 
     return app
 

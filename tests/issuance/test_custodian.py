@@ -2,6 +2,8 @@
 client gets the same answers from the simulator served over real HTTP, and every way of not answering
 ends in ExternalPartyUnavailable."""
 
+import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 
@@ -28,6 +30,7 @@ def _reset(simulator: CustodianSimulator) -> None:
     simulator.down = False
     simulator.latency_s = 0.0
     simulator.requests.clear()
+    simulator.notices.clear()
 
 
 # The simulator --------------------------------------------------------------------------------------
@@ -214,3 +217,90 @@ async def test_the_http_client_refuses_a_statement_about_another_asset():
             await client.statement(custodian=CUSTODIAN, reference="WR-ASKED")
     finally:
         await client.aclose()
+
+
+# Notices of breaches (REQ-31) -----------------------------------------------------------------------------
+
+NOTICE_BODY = {
+    "kind": "coverage_shortfall", "emission": "KZDFA0001-000123", "business_date": "2026-03-02",
+    "underlying_asset": {"custodian": CUSTODIAN, "reference": "WR-2026-0001"}, "shortfall_tiyn": 12_000_000_000,
+}
+
+
+def new_notice() -> tuple[str, dict]:
+    notice_id = str(uuid.uuid4())
+    return notice_id, {**NOTICE_BODY, "notice_id": notice_id}
+
+
+async def test_req_31_a_custodian_keeps_a_notice_once_and_answers_a_repeat_with_the_first_receipt(simulator):
+    notice_id, body = new_notice()
+
+    first = await simulator.notify(custodian=CUSTODIAN, notice_id=notice_id, body=body)
+    again = await simulator.notify(custodian=CUSTODIAN, notice_id=notice_id, body=body)
+
+    assert again == first
+    assert first.receipt_id.startswith("CN-") and first.received_at.tzinfo is not None
+    assert list(simulator.notices) == [CUSTODIAN]
+    assert simulator.notices[CUSTODIAN][notice_id].body == body
+
+
+async def test_a_down_custodian_receives_no_notice(simulator):
+    simulator.down = True
+    notice_id, body = new_notice()
+
+    with pytest.raises(ExternalPartyUnavailable):
+        await simulator.notify(custodian=CUSTODIAN, notice_id=notice_id, body=body)
+    assert simulator.notices == {}
+
+
+async def test_the_http_client_delivers_a_notice_to_the_custodian_named(http_custodian):
+    client, simulator = http_custodian
+    notice_id, body = new_notice()
+
+    receipt = await client.notify(custodian="kazgold", notice_id=notice_id, body=body)
+
+    assert list(simulator.notices) == ["kazgold"]
+    assert simulator.notices["kazgold"][notice_id].body == body
+    assert simulator.notices["kazgold"][notice_id].receipt == receipt
+
+
+async def test_the_http_client_gets_the_first_receipt_for_a_notice_sent_again(http_custodian):
+    client, simulator = http_custodian
+    notice_id, body = new_notice()
+
+    first = await client.notify(custodian=CUSTODIAN, notice_id=notice_id, body=body)
+    again = await client.notify(custodian=CUSTODIAN, notice_id=notice_id, body=body)
+
+    assert again == first
+    assert list(simulator.notices[CUSTODIAN]) == [notice_id]
+
+
+async def test_the_http_client_delivers_no_notice_while_the_custodian_is_down(http_custodian):
+    client, simulator = http_custodian
+    simulator.down = True
+    notice_id, body = new_notice()
+
+    with pytest.raises(ExternalPartyUnavailable, match="503"):
+        await client.notify(custodian=CUSTODIAN, notice_id=notice_id, body=body)
+    assert simulator.notices == {}
+
+
+async def test_the_http_client_sends_the_notice_id_as_idempotency_key_and_refuses_a_receipt_for_another():
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        receipt = {"notice_id": "another", "receipt_id": "CN-1", "received_at": "2026-03-02T18:30:05+00:00"}
+        return httpx.Response(200, json=receipt)
+
+    client = HttpCustodian("http://custodians.test", timeout_s=TIMEOUT_S, transport=httpx.MockTransport(answer))
+    notice_id, body = new_notice()
+    try:
+        with pytest.raises(ExternalPartyUnavailable, match="malformed"):
+            await client.notify(custodian=CUSTODIAN, notice_id=notice_id, body=body)
+    finally:
+        await client.aclose()
+    [request] = sent
+    assert request.url.path == f"/v1/custodians/{CUSTODIAN}/notices"
+    assert request.headers["Idempotency-Key"] == notice_id
+    assert json.loads(request.content) == body

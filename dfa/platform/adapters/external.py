@@ -10,6 +10,9 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -35,6 +38,15 @@ def mask_identifier(identifier: str) -> str:
 def unavailable(party: str, reason: str) -> ExternalPartyUnavailable:
     """The refusal raised when `party` gave no usable answer; its detail never carries request data."""
     return ExternalPartyUnavailable(f"the {party} {reason}", party=party)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A party's acknowledgement that it received a notice: its own id for the receipt and the time it
+    states it received it. Sending the same notice again gets the same receipt."""
+
+    receipt_id: str
+    received_at: datetime
 
 
 class _AnswerTooLarge(Exception):
@@ -94,22 +106,24 @@ class JsonApiClient:
         json: dict[str, Any] | None = None,
         content: bytes | None = None,
         content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[int, bytes, float]:
-        """The party's status, body (at most `answer_max_bytes`) and milliseconds taken.
+        """The party's status, body (at most `answer_max_bytes`) and milliseconds taken; `headers` go
+        with this request only (an Idempotency-Key).
 
         Raises ExternalPartyUnavailable.
         """
         started = time.perf_counter()
-        headers = {}
+        sent = dict(headers or {})
         if content_type is not None:
-            headers["Content-Type"] = content_type
+            sent["Content-Type"] = content_type
         request_id = request_id_var.get()
         if request_id:
-            headers["X-Request-Id"] = request_id
+            sent["X-Request-Id"] = request_id
         try:
             # httpx's timeout bounds each phase; the party's answer as a whole gets the same budget.
             async with asyncio.timeout(self.timeout_s):
-                async with self._http().stream(method, path, json=json, content=content, headers=headers) as response:
+                async with self._http().stream(method, path, json=json, content=content, headers=sent) as response:
                     body = await _read_limited(response, max_bytes=self.answer_max_bytes)
                     status = response.status_code
         except (TimeoutError, httpx.TimeoutException):
@@ -120,12 +134,14 @@ class JsonApiClient:
             raise self.failed("could not be reached", "unreachable", error=type(exc).__name__) from exc
         return status, body, round((time.perf_counter() - started) * 1000, 1)
 
-    async def post(self, path: str, payload: dict[str, Any], answer: type[Answer]) -> tuple[Answer, float]:
+    async def post(
+        self, path: str, payload: dict[str, Any], answer: type[Answer], *, headers: Mapping[str, str] | None = None
+    ) -> tuple[Answer, float]:
         """The party's validated answer to `payload` and how long it took in milliseconds.
 
         Raises ExternalPartyUnavailable.
         """
-        status, body, elapsed_ms = await self.request("POST", path, json=payload)
+        status, body, elapsed_ms = await self.request("POST", path, json=payload, headers=headers)
         if status != 200:
             raise self.failed(f"answered HTTP {status}", "status", status=status, elapsed_ms=elapsed_ms)
         return self.parse(body, answer), elapsed_ms
