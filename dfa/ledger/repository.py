@@ -703,3 +703,79 @@ async def journal_counts(session: AsyncSession) -> Any:
             )
         )
     ).one()
+
+
+# --- per-asset integrity, for the daily reconciliation ------------------------------------------------
+
+_INTEGRITY_BY_ASSET = f"""
+WITH chained AS (
+    SELECT e.account_id, e.seq, e.balance_after, e.hash,
+           (e.hash <> ledger_entry_hash(e.prev_hash, e.account_id, e.seq, e.transfer_id, e.counter_account_id,
+                                        e.amount, e.balance_after, e.created_at)
+            OR e.seq <> coalesce(lag(e.seq) OVER w, 0) + 1
+            OR e.prev_hash <> coalesce(lag(e.hash) OVER w, ledger_genesis_hash(e.account_id))
+            OR e.balance_after <> sum(e.amount) OVER w) AS broken,
+           lead(e.seq) OVER w IS NULL AS last
+    FROM ledger_entries e
+    WINDOW w AS (PARTITION BY e.account_id ORDER BY e.seq)
+),
+accounts AS (
+    SELECT a.asset_id, count(*) AS accounts, coalesce(sum(a.balance), 0) AS balance_sum,
+           coalesce(sum(a.balance) FILTER (WHERE a.kind IN ('available', 'held')), 0) AS holdings,
+           -sum(a.balance) FILTER (WHERE a.kind = 'issued') AS issued,
+           count(*) FILTER (WHERE CASE WHEN a.kind IN ({_CONTRA}) THEN a.balance > 0 ELSE a.balance < 0 END)
+               AS negative_balances,
+           count(*) FILTER (WHERE a.balance <> coalesce(l.balance_after, 0) OR a.version <> coalesce(l.seq, 0)
+                                  OR a.last_hash IS DISTINCT FROM l.hash) AS state_mismatches
+    FROM ledger_accounts a
+    LEFT JOIN chained l ON l.account_id = a.id AND l.last
+    GROUP BY a.asset_id
+),
+broken AS (
+    SELECT a.asset_id, count(*) AS broken_entries
+    FROM chained c JOIN ledger_accounts a ON a.id = c.account_id
+    WHERE c.broken GROUP BY a.asset_id
+),
+unmatched AS (
+    SELECT t.asset_id, count(*) AS unmatched_transfers
+    FROM ledger_transfers t
+    LEFT JOIN ledger_entries d ON d.transfer_id = t.id AND d.account_id = t.debit_account_id
+        AND d.counter_account_id = t.credit_account_id AND d.amount = -t.amount AND d.created_at = t.created_at
+    LEFT JOIN ledger_entries c ON c.transfer_id = t.id AND c.account_id = t.credit_account_id
+        AND c.counter_account_id = t.debit_account_id AND c.amount = t.amount AND c.created_at = t.created_at
+    WHERE d.transfer_id IS NULL OR c.transfer_id IS NULL
+    GROUP BY t.asset_id
+)
+SELECT x.id AS asset_id, x.code, x.kind, coalesce(a.accounts, 0) AS accounts,
+       CAST(coalesce(a.balance_sum, 0) AS bigint) AS balance_sum, CAST(coalesce(a.holdings, 0) AS bigint) AS holdings,
+       CAST(a.issued AS bigint) AS issued,
+       coalesce(a.negative_balances, 0) AS negative_balances, coalesce(a.state_mismatches, 0) AS state_mismatches,
+       coalesce(b.broken_entries, 0) + coalesce(u.unmatched_transfers, 0) AS broken_entries
+FROM ledger_assets x
+LEFT JOIN accounts a ON a.asset_id = x.id
+LEFT JOIN broken b ON b.asset_id = x.id
+LEFT JOIN unmatched u ON u.asset_id = x.id
+ORDER BY x.id
+"""
+
+
+async def integrity_by_asset(session: AsyncSession) -> list[Any]:
+    return list(await session.execute(text(_INTEGRITY_BY_ASSET)))
+
+
+async def stream_holdings(session: AsyncSession, *, asset_ids: list[int], chunk_rows: int) -> AsyncIterator[list[Any]]:
+    """Each holder's available + held units per asset, in (asset, available account) order, in chunks."""
+    statement = text(
+        """
+        SELECT asset_id, owner_party_id, min(id) FILTER (WHERE kind = 'available') AS account_id,
+               CAST(sum(balance) AS bigint) AS quantity
+        FROM ledger_accounts
+        WHERE asset_id = ANY(:asset_ids) AND kind IN ('available', 'held')
+        GROUP BY asset_id, owner_party_id
+        HAVING sum(balance) > 0
+        ORDER BY asset_id, account_id
+        """
+    )
+    result = await session.stream(statement.execution_options(yield_per=chunk_rows), {"asset_ids": asset_ids})
+    async for partition in result.partitions(chunk_rows):
+        yield list(partition)

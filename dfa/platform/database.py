@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import MetaData, make_url
+from sqlalchemy import MetaData, make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
 from dfa.platform.settings import Settings
 
 log = logging.getLogger(__name__)
+
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock wait that ran past lock_timeout
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -90,6 +93,30 @@ class Database:
         which, unlike an explicit rollback, leaves loaded objects readable)."""
         async with self.sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def exclusive(self, key: int, *, wait_s: float) -> AsyncIterator[bool]:
+        """Hold PostgreSQL's session-level advisory lock `key` for the block, on a connection of its own,
+        so work spanning several transactions runs in one process at a time across every instance.
+        Yields whether the lock was obtained within `wait_s` seconds; a process that dies lets go of it
+        with its connection."""
+        async with self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text("SELECT set_config('lock_timeout', :ms, false)"), {"ms": f"{int(wait_s * 1000)}ms"})
+            try:
+                await autocommit.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            except DBAPIError as error:
+                if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                    raise
+                obtained = False
+            else:
+                obtained = True
+            try:
+                yield obtained
+            finally:
+                if obtained:
+                    await autocommit.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                await autocommit.execute(text("RESET lock_timeout"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import BigInteger, cast, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -160,6 +160,13 @@ async def insert_statement_lines(session: AsyncSession, *, rows: Sequence[dict[s
         .returning(StatementLine.entry_reference)
     )
     return set((await session.execute(statement)).scalars())
+
+
+async def unmatched_credits_tiyn(session: AsyncSession) -> int:
+    statement = select(cast(func.coalesce(func.sum(StatementLine.amount_tiyn), 0), BigInteger)).where(
+        StatementLine.status == "unmatched", StatementLine.credit.is_(True)
+    )
+    return (await session.execute(statement)).scalar_one()
 
 
 async def get_statement_line(session: AsyncSession, line_id: int, *, for_update: bool = False) -> StatementLine | None:

@@ -5,7 +5,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dfa.issuance.models import Emission, registration_serial
+from dfa.issuance.models import Application, Emission, UnderlyingAsset, registration_serial
+from dfa.platform.identity.models import Party
 
 
 async def next_serial(session: AsyncSession) -> int:
@@ -46,3 +47,23 @@ async def list_emissions(
     if after is not None:
         statement = statement.where(Emission.asset_id > after)
     return list((await session.execute(statement)).scalars())
+
+
+async def monitored_emissions(session: AsyncSession) -> list[Any]:
+    """Every emission with units still outstanding here or on trading platforms, with its terms, issuer and
+    underlying asset, in asset order."""
+    statement = (
+        select(
+            Emission.asset_id, Emission.registration_number, Emission.issuer_party_id, Emission.status,
+            Emission.units, Emission.cancelled_units, Emission.platform_units, Emission.nominal,
+            Party.name.label("issuer_name"), Party.identifier.label("issuer_bin"),
+            Application.coverage_ratio, Application.no_underlying_reason,
+            UnderlyingAsset.custodian, UnderlyingAsset.custodian_reference,
+        )
+        .join(Application, Application.id == Emission.application_id)
+        .join(Party, Party.id == Emission.issuer_party_id)
+        .outerjoin(UnderlyingAsset, UnderlyingAsset.id == Application.underlying_asset_id)
+        .where(Emission.units > Emission.cancelled_units)
+        .order_by(Emission.asset_id)
+    )
+    return list(await session.execute(statement))

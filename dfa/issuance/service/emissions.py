@@ -10,12 +10,15 @@ the token contract's registration number on chain.
 
 import re
 import uuid
+from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.issuance import errors
 from dfa.issuance.models import Application, Emission
 from dfa.issuance.repository import emissions as repository
+from dfa.issuance.service import underlying
 from dfa.ledger import service as ledger
 from dfa.platform.audit import service as audit
 from dfa.platform.identity.service import parties
@@ -102,3 +105,42 @@ async def list_emissions(
     session: AsyncSession, *, issuer_party_id: uuid.UUID | None, after: int | None, limit: int
 ) -> list[Emission]:
     return await repository.list_emissions(session, issuer_party_id=issuer_party_id, after=after, limit=limit)
+
+
+@dataclass(frozen=True)
+class MonitoredEmission:
+    """An emission as daily monitoring sees it (REQ-30): its volume, terms, issuer and underlying asset.
+    `custodian` is None for an emission recorded as having no underlying asset (REQ-26)."""
+
+    asset_id: int
+    registration_number: str
+    issuer_party_id: uuid.UUID
+    status: str
+    units: int
+    cancelled_units: int
+    platform_units: int
+    nominal: int
+    issuer_name: str
+    issuer_bin: str
+    coverage_ratio: Decimal | None
+    no_underlying_reason: str | None
+    custodian: str | None
+    custodian_reference: str | None
+
+    @property
+    def outstanding_units(self) -> int:
+        """Units not cancelled: those held here and those moved to trading platforms (REQ-46)."""
+        return self.units - self.cancelled_units
+
+    @property
+    def required_value(self) -> int:
+        """What the underlying asset must be worth now, in tiyn: outstanding units times nominal times
+        the required ratio, rounded up to the tiyn (REQ-30); 0 without an underlying asset."""
+        if self.coverage_ratio is None:
+            return 0
+        return underlying.covering_value(units=self.outstanding_units, nominal=self.nominal, ratio=self.coverage_ratio)
+
+
+async def monitored_emissions(session: AsyncSession) -> list[MonitoredEmission]:
+    """Every emission with units outstanding, in asset order."""
+    return [MonitoredEmission(**row._mapping) for row in await repository.monitored_emissions(session)]

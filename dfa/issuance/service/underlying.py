@@ -115,8 +115,12 @@ def required_value(application: Application) -> int:
     """What the underlying asset must be worth for the application, in tiyn: the issue volume (units
     times nominal) times the coverage ratio, rounded up to the tiyn (REQ-29)."""
     invariant(application.coverage_ratio is not None, "an application without an underlying asset has no ratio")
-    volume = Decimal(application.units) * Decimal(application.nominal)
-    return int((volume * application.coverage_ratio).to_integral_value(rounding=ROUND_CEILING))
+    return covering_value(units=application.units, nominal=application.nominal, ratio=application.coverage_ratio)
+
+
+def covering_value(*, units: int, nominal: int, ratio: Decimal) -> int:
+    """The value in tiyn that covers `units` of `nominal` tiyn at `ratio`, rounded up to the tiyn."""
+    return int((Decimal(units) * Decimal(nominal) * ratio).to_integral_value(rounding=ROUND_CEILING))
 
 
 def _kzt(tiyn: int) -> str:

@@ -318,6 +318,7 @@ class ImportSummary:
     """The outcome of importing one camt.053 document, statement by statement."""
 
     statements: list[StatementOutcome] = field(default_factory=list)
+    closing_balance_tiyn: int | None = None  # the last statement's closing balance, when the bank gave one
 
     @property
     def lines_new(self) -> int:
@@ -409,7 +410,7 @@ async def import_statement(
     outcomes = [
         await _import_one(session, statement, actor=actor, settings=settings) for statement in statements
     ]
-    return ImportSummary(outcomes)
+    return ImportSummary(outcomes, statements[-1].closing_balance_tiyn if statements else None)
 
 
 @dataclass
@@ -561,6 +562,25 @@ async def fetch_statement(
     """
     document = await bank.statement(account_iban=validate_kazakh_iban(settings.operator_client_money_iban), day=day)
     return await import_statement(session, document=document, actor=actor, settings=settings)
+
+
+@dataclass(frozen=True)
+class ClientMoneyPosition:
+    """Client money as the books show it: what the ledger holds for clients, and the credits the bank
+    booked that wait in the unmatched queue (money at the bank that is nobody's on the ledger yet)."""
+
+    ledger_tiyn: int
+    unmatched_tiyn: int
+
+    @property
+    def expected_at_bank_tiyn(self) -> int:
+        return self.ledger_tiyn + self.unmatched_tiyn
+
+
+async def client_money_position(session: AsyncSession, *, settings: Settings) -> ClientMoneyPosition:
+    """What the client-money account at the bank should hold according to the books."""
+    account = await operator_account(session, kind="client_money", settings=settings)
+    return ClientMoneyPosition(-account.balance, await repository.unmatched_credits_tiyn(session))
 
 
 async def list_statement_imports(session: AsyncSession, *, before: int | None, limit: int):
