@@ -228,6 +228,84 @@ def chain_compare(args: argparse.Namespace) -> int:
     return 0 if all(c.in_sync for c in comparisons) else 1
 
 
+def verify_proof(args: argparse.Namespace) -> int:
+    """A holder's inclusion proof checked offline: no database, network or settings involved."""
+    from pathlib import Path
+
+    from dfa.reconciliation.merkle import Proof, verify
+
+    try:
+        text = sys.stdin.read() if args.proof == "-" else Path(args.proof).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"invalid: cannot read the proof: {error}")
+        return 1
+    try:
+        proof = Proof.from_json(json.loads(text))
+    except json.JSONDecodeError as error:
+        print(f"invalid: the proof is not JSON: {error}")
+        return 1
+    except ValueError as error:
+        print(f"invalid: malformed proof: {error}")
+        return 1
+    verdict = verify(proof, root_hash=args.root, total=args.total)
+    if not verdict.ok:
+        print(f"invalid: {verdict.reason}")
+        return 1
+    compared = " and ".join(name for name, value in (("root", args.root), ("total", args.total)) if value is not None)
+    outcome = (
+        f"it matches the published {compared}"
+        if compared
+        else "the root was not compared with the published one (give --root and --total from the signed report)"
+    )
+    print(
+        f"valid: account {proof.leaf.account_id} holds {proof.leaf.quantity} units of {proof.asset_code} "
+        f"within the total {proof.root.total} of report {proof.report_id}; {outcome}"
+    )
+    return 0
+
+
+def reconcile(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from dfa.issuance.custodian import custodian_from_settings
+    from dfa.platform.adapters.national_bank import national_bank_from_settings
+    from dfa.platform.errors import DomainError
+    from dfa.platform.identity.crypto import Keys
+    from dfa.platform.identity.service.parties import local_today
+    from dfa.reconciliation.jobs import Reconciliation
+    from dfa.reconciliation.service.runs import Counterparties
+    from dfa.settlement.bank import bank_from_settings
+
+    async def work(database, settings):
+        mirror = _mirror(database, settings) if settings.chain_mirror_enabled else None
+        custodian, bank, national_bank = (
+            custodian_from_settings(settings), bank_from_settings(settings), national_bank_from_settings(settings)
+        )
+        try:
+            reconciliation = Reconciliation(
+                database=database, counterparties=Counterparties(custodian=custodian, bank=bank, mirror=mirror),
+                national_bank=national_bank, keys=Keys.load(settings), settings=settings,
+            )
+            day = date.fromisoformat(args.date) if args.date else local_today(settings)
+            return await reconciliation.run(day, trigger="command", requested_by="dfa reconcile", force=args.force)
+        finally:
+            for party in (custodian, bank, national_bank):
+                await party.aclose()
+
+    try:
+        result = asyncio.run(_with_database(work))
+    except DomainError as refused:
+        print(f"not reconciled: {refused.detail}", file=sys.stderr)
+        return 1
+    if result.report is None:
+        print(f"{result.run.business_date} has a report already (run {result.run.id} skipped); use --force for a new version")
+        return 0
+    report = result.report
+    print(f"report {report.id} of {report.business_date} version {report.version}: {report.emissions} emissions, "
+          f"{report.breaches} breaches; sha256 {report.content_sha256.hex()}")
+    return 2 if report.breaches else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dfa", description="DFA platform operator core")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -279,6 +357,19 @@ def main(argv: list[str] | None = None) -> int:
         "--operator-key-fingerprint", help="the signing key's SHA-256 as written in the signed act (checked if given)"
     )
     import_parser.set_defaults(run=handover_import)
+    proof_parser = commands.add_parser(
+        "verify-proof", help="check a holder's inclusion proof offline against the signed report's root"
+    )
+    proof_parser.add_argument("proof", help="the proof's JSON file, or - for standard input")
+    proof_parser.add_argument("--root", type=bytes.fromhex, help="the root hash (hex) published in the signed report")
+    proof_parser.add_argument("--total", type=int, help="the outstanding total published in the signed report")
+    proof_parser.set_defaults(run=verify_proof)
+    reconcile_parser = commands.add_parser(
+        "reconcile", help="reconcile a day now: coverage, ledger, chain and client money, with a signed report"
+    )
+    reconcile_parser.add_argument("--date", help="the day, YYYY-MM-DD (default: today in the operator's time zone)")
+    reconcile_parser.add_argument("--force", action="store_true", help="write a new version if the day has a report")
+    reconcile_parser.set_defaults(run=reconcile)
     args = parser.parse_args(argv)
     return args.run(args)
 

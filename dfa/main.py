@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from dfa import demo
+from dfa.cabinet.compliance import router as compliance_pages
 from dfa.custody import jobs as custody_jobs
 from dfa.custody.chain import chain_from_settings
 from dfa.custody.router import router as custody_router
@@ -25,6 +26,7 @@ from dfa.ledger.router import router as ledger_router
 from dfa.platform import jobs as platform_jobs
 from dfa.platform.adapters.antifraud import antifraud_centre_from_settings
 from dfa.platform.adapters.identification import identification_centre_from_settings
+from dfa.platform.adapters.national_bank import national_bank_from_settings
 from dfa.platform.audit.router import router as security_events_router
 from dfa.platform.calendar.router import router as calendar_router
 from dfa.platform.database import Database, resolve_database_url, run_migrations_async
@@ -35,6 +37,10 @@ from dfa.platform.jobs import run_periodically
 from dfa.platform.router import router as platform_router
 from dfa.platform.settings import Settings, get_settings
 from dfa.platform.web import RequestContextMiddleware, install_error_handlers
+from dfa.reconciliation import jobs as reconciliation_jobs
+from dfa.reconciliation.jobs import Reconciliation
+from dfa.reconciliation.router import router as reconciliation_router
+from dfa.reconciliation.service.runs import Counterparties
 from dfa.settlement import jobs as settlement_jobs
 from dfa.settlement.bank import bank_from_settings
 from dfa.settlement.cash_router import router as cash_router
@@ -58,6 +64,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = db
         app.state.mirror = Mirror(
             database=db, chain=app.state.chain, vault=app.state.vault, signer=app.state.signer, settings=settings
+        )
+        app.state.reconciliation = reconciliation = Reconciliation(
+            database=db,
+            counterparties=Counterparties(
+                custodian=app.state.custodian, bank=app.state.bank,
+                mirror=app.state.mirror if settings.chain_mirror_enabled else None,
+            ),
+            national_bank=app.state.national_bank, keys=app.state.keys, settings=settings,
         )
         await platform_jobs.record_configuration(db, settings)
         async with db.unit_of_work() as session:
@@ -107,9 +121,18 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             )))
         if settings.chain_mirror_enabled:
             jobs.append(asyncio.create_task(custody_jobs.run_mirror(app.state.mirror)))
+        if settings.notice_delivery_interval_s > 0:
+            jobs.append(asyncio.create_task(run_periodically(
+                "notice-delivery", settings.notice_delivery_interval_s, reconciliation.deliver,
+            )))
+        # Days missed while the platform was down are reconciled in the background, then the schedule runs.
+        jobs.append(asyncio.create_task(reconciliation.catch_up_quietly()))
+        scheduler = reconciliation_jobs.start_scheduler(reconciliation)
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             for job in jobs:
                 job.cancel()
             for job in jobs:
@@ -120,6 +143,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             await app.state.bank.aclose()
             await app.state.custodian.aclose()
             await app.state.trading_platforms.aclose()
+            await app.state.national_bank.aclose()
             if database is None:
                 await db.dispose()
 
@@ -142,6 +166,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.bank = bank_from_settings(settings)
     app.state.custodian = custodian_from_settings(settings)
     app.state.trading_platforms = trading_platforms_from_settings(settings)
+    app.state.national_bank = national_bank_from_settings(settings)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.request_body_max_bytes,
@@ -159,6 +184,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(cash_router)
     app.include_router(trading_router)
     app.include_router(issuance_router)
+    app.include_router(reconciliation_router)
+    app.include_router(compliance_pages)
     build_openapi = app.openapi
 
     def openapi() -> dict:

@@ -13,6 +13,7 @@ import dfa.platform.audit.models  # noqa: F401
 import dfa.platform.calendar.models  # noqa: F401
 import dfa.platform.identity.models  # noqa: F401
 import dfa.platform.models  # noqa: F401
+import dfa.reconciliation.models  # noqa: F401
 import dfa.settlement.models  # noqa: F401
 from dfa.platform.database import Base, asyncpg_url
 from dfa.platform.settings import get_settings

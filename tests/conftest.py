@@ -55,6 +55,9 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         withdrawal_submit_interval_s=0,
         settlement_end_of_day_interval_s=0,
         issuance_job_interval_s=0,
+        # The daily reconciliation and its notices are run by the tests themselves.
+        reconciliation_schedule="",
+        notice_delivery_interval_s=0,
         security_protocol_submitted_on=SECURITY_PROTOCOL_SUBMITTED_ON,
         _env_file=None,
     )

@@ -276,6 +276,43 @@ class Settings(BaseSettings):
         "transfers released; 0 turns it off."
     )
 
+    # Reconciliation
+    reconciliation_schedule: str = Field(
+        default="30 23 * * *",
+        description="When the daily reconciliation runs, as a crontab line (minute hour day month weekday) in the "
+        "operator's time zone; every calendar day at 23:30 by default (REQ-30: monitoring is daily). An empty "
+        "value turns the schedule off (the run is then started by `dfa reconcile` or the API).",
+    )
+    reconciliation_catch_up_days: int = Field(
+        default=7, ge=0, le=366,
+        description="At start, days missed within this many past days are reconciled late (and flagged as "
+        "late); older gaps stay visible as missing days.",
+    )
+    reconciliation_valuation_max_age_days: PositiveInt = Field(
+        default=7, description="A custodian's valuation older than this many days is stale: a breach of its own "
+        "kind, never a pass (REQ-30).",
+    )
+    reconciliation_lock_wait_s: PositiveInt = Field(
+        default=600, description="How long a run waits for another instance's run to end before giving up."
+    )
+    reconciliation_custodian_concurrency: PositiveInt = Field(
+        default=16, le=256, description="Custodian statements asked for at once during a run."
+    )
+    reconciliation_block_scope: Literal["issuer", "all"] = Field(
+        default="issuer",
+        description="What a coverage breach blocks until a later run clears it: the issuer's new emission "
+        "registrations (REQ-31 as written), or every issuer's.",
+    )
+    national_bank_url: str | None = Field(
+        default=None,
+        description="API through which notices reach the National Bank; without it the built-in simulator answers.",
+    )
+    national_bank_token: SecretStr | None = Field(default=None, description="Bearer token for the National Bank's API.")
+    notice_delivery_interval_s: float = Field(
+        default=30, ge=0, description="How often undelivered notices to the National Bank and custodians are sent "
+        "again (each is also sent at once when written); 0 turns the retries off."
+    )
+
     # Calendar
     timezone: str = Field(default="Asia/Almaty", description="Time zone of business dates and deadlines.")
     business_day_closes_at: time = Field(

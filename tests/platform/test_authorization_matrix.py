@@ -204,6 +204,28 @@ POLICY: dict[Route, frozenset[str] | str] = {
     ("GET", "/v1/platform-transfers"): STAFF | {ISSUER},
     ("GET", "/v1/platform-transfers/{transfer_id}"): STAFF | {ISSUER},
     ("POST", "/v1/platform-transfers/{transfer_id}/refresh"): frozenset({ADMIN, COMPLIANCE, ISSUER}),
+    # Reconciliation
+    ("POST", "/v1/reconciliation/runs"): frozenset({COMPLIANCE, ADMIN}),
+    ("GET", "/v1/reconciliation/runs"): STAFF,
+    ("GET", "/v1/reconciliation/reports"): STAFF,
+    ("GET", "/v1/reconciliation/reports/{report_id}"): STAFF,
+    ("GET", "/v1/reconciliation/reports/{report_id}/document"): STAFF,
+    ("GET", "/v1/reconciliation/reports/{report_id}/export"): STAFF,
+    ("POST", "/v1/reconciliation/reports/{report_id}/sign-off"): frozenset({COMPLIANCE}),
+    ("GET", "/v1/reconciliation/signing-key"): EVERYONE,
+    ("GET", "/v1/reconciliation/breaches"): STAFF,
+    ("POST", "/v1/reconciliation/breaches/{breach_id}/acknowledgement"): frozenset({COMPLIANCE}),
+    ("GET", "/v1/reconciliation/emissions/{registration_number}/coverage"): STAFF,
+    ("GET", "/v1/reconciliation/emissions/{registration_number}/holder-roots"): EVERYONE,
+    ("GET", "/v1/reconciliation/reports/{report_id}/proofs/{registration_number}"): EVERYONE,
+    # Compliance pages
+    ("GET", "/static/cabinet.css"): PUBLIC,
+    ("GET", "/compliance/reports"): STAFF,
+    ("GET", "/compliance/reports/{report_id}"): STAFF,
+    ("GET", "/compliance/breaches"): STAFF,
+    ("GET", "/compliance/emissions/{asset_code}/coverage"): STAFF,
+    ("POST", "/compliance/breaches/{breach_id}/acknowledge"): frozenset({COMPLIANCE}),
+    ("POST", "/compliance/reports/{report_id}/sign-off"): frozenset({COMPLIANCE}),
 }
 
 DOCUMENTATION_PATHS = frozenset({"/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"})
@@ -447,6 +469,12 @@ CALLS: dict[Route, Callable[[World], Call]] = {
     ("POST", "/v1/emissions/{registration_number}/platform-returns"): lambda w: Call(json={
         "platform": "astana-digital", "units": 1,
     }),
+    # A day still to come is refused: the decision to admit is what is checked, not a run.
+    ("POST", "/v1/reconciliation/runs"): lambda w: Call(json={"business_date": "2999-01-01"}),
+    ("POST", "/v1/reconciliation/reports/{report_id}/sign-off"): lambda w: Call(json={"comment": "matrix"}),
+    ("POST", "/v1/reconciliation/breaches/{breach_id}/acknowledgement"): lambda w: Call(json={"comment": "matrix"}),
+    ("POST", "/compliance/breaches/{breach_id}/acknowledge"): lambda w: Call(data={"comment": "matrix"}),
+    ("POST", "/compliance/reports/{report_id}/sign-off"): lambda w: Call(data={"comment": "matrix"}),
 }
 
 

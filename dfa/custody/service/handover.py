@@ -205,6 +205,14 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("issuance_trading_platforms", "code"),
     TableSpec("issuance_platform_transfers", "id"),
     TableSpec("issuance_platform_messages", "id"),
+    TableSpec("reconciliation_runs", "id"),
+    TableSpec("reconciliation_reports", "id"),
+    TableSpec("reconciliation_coverage", "report_id, asset_id"),
+    TableSpec("reconciliation_holder_trees", "report_id, asset_id"),
+    TableSpec("reconciliation_holder_leaves", "report_id, asset_id, account_id"),
+    TableSpec("reconciliation_breaches", "id"),
+    TableSpec("reconciliation_sign_offs", "report_id"),
+    TableSpec("reconciliation_notices", "created_at, id"),
     # Delivered messages are done with; pending ones (movements not yet on chain) the receiver sends.
     TableSpec("outbox_messages", "id", where="delivered_at IS NULL"),
 )
