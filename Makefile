@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/chain_mirror.py
+	$(BIN)/python bench/reconciliation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
