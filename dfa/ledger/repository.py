@@ -593,14 +593,19 @@ async def copy_holders(
 
 # --- verification ------------------------------------------------------------------------------------
 
+# An entry's hash as the journal function computes it from the entry's own fields.
+_RECOMPUTED_HASH = (
+    "ledger_entry_hash(e.prev_hash, e.account_id, e.seq, e.transfer_id, e.counter_account_id, e.amount, "
+    "e.balance_after, e.created_at)"
+)
+
 VERIFY_CHECKS: list[tuple[str, str]] = [
     (
         "entry_hash",
-        """
+        f"""
         SELECT e.account_id, e.seq, e.created_at, 'stored hash differs from the recomputed hash' AS detail
         FROM ledger_entries e
-        WHERE e.hash <> ledger_entry_hash(e.prev_hash, e.account_id, e.seq, e.transfer_id, e.counter_account_id,
-                                          e.amount, e.balance_after, e.created_at)
+        WHERE e.hash <> {_RECOMPUTED_HASH}
         """,
     ),
     (
@@ -710,8 +715,7 @@ async def journal_counts(session: AsyncSession) -> Any:
 _INTEGRITY_BY_ASSET = f"""
 WITH chained AS (
     SELECT e.account_id, e.seq, e.balance_after, e.hash,
-           (e.hash <> ledger_entry_hash(e.prev_hash, e.account_id, e.seq, e.transfer_id, e.counter_account_id,
-                                        e.amount, e.balance_after, e.created_at)
+           (e.hash <> {_RECOMPUTED_HASH}
             OR e.seq <> coalesce(lag(e.seq) OVER w, 0) + 1
             OR e.prev_hash <> coalesce(lag(e.hash) OVER w, ledger_genesis_hash(e.account_id))
             OR e.balance_after <> sum(e.amount) OVER w) AS broken,

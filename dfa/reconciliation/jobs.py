@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from dfa.issuance.custodian import Custodian
 from dfa.platform.adapters.national_bank import NationalBank
 from dfa.platform.database import Database
 from dfa.platform.identity.crypto import Keys
@@ -51,9 +50,10 @@ class Reconciliation:
         return result
 
     async def deliver(self) -> int:
-        custodian: Custodian = self.counterparties.custodian
         try:
-            return await deliver_notices_once(self.database, national_bank=self.national_bank, custodian=custodian)
+            return await deliver_notices_once(
+                self.database, national_bank=self.national_bank, custodian=self.counterparties.custodian
+            )
         except Exception:  # the notices wait in the outbox; the retry job sends them
             log.exception("notice delivery failed; retried later")
             return 0

@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 LOCK_KEY = int.from_bytes(b"dfa-rcn", "big")  # the reconciliation lock, across every instance
 ACTOR = "reconciliation"
 BLOCK_REFERENCE = "coverage"  # one reconciliation block per issuer, opened and lifted as coverage goes
-COVERAGE_KINDS = frozenset(checks.NOTIFIED_KINDS | {"valuation_missing", "valuation_stale", "custodian_unavailable"})
 
 
 @dataclass(frozen=True)
@@ -185,9 +184,8 @@ async def _bank(database: Database, bank: Bank, settings: Settings) -> tuple[int
     is on the books when they are compared with its closing balance."""
     today = local_today(settings)
     try:
-        document = await bank.statement(account_iban=settings.operator_client_money_iban, day=today)
         async with database.unit_of_work() as session:
-            imported = await cash.import_statement(session, document=document, actor=ACTOR, settings=settings)
+            imported = await cash.fetch_statement(session, bank=bank, day=today, actor=ACTOR, settings=settings)
     except DomainError as refused:
         return None, refused.detail, today
     if imported.closing_balance_tiyn is None:
