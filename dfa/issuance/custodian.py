@@ -49,7 +49,8 @@ class CustodianStatement:
     """What a custodian states about one asset it is asked about, under its own statement id.
 
     For an asset it does not keep, `exists` is false, the status `unclear` and the amounts zero.
-    `market_value` is in tiyn, as of `valued_on`.
+    `market_value` is in tiyn, as of `valued_on`; both are None when the custodian states no valuation
+    (none was ever made, or the last one was withdrawn) — which certifies nothing and covers nothing.
     """
 
     exists: bool
@@ -57,8 +58,8 @@ class CustodianStatement:
     encumbrances: tuple[str, ...]
     quantity: int
     unit: str
-    market_value: int
-    valued_on: date
+    market_value: int | None
+    valued_on: date | None
     statement_id: str
 
     @property
@@ -123,8 +124,10 @@ class StatementAnswer(BaseModel):
     )
     quantity: int = Field(ge=0, le=BIGINT_MAX, description="Quantity kept, in `unit`.")
     unit: str = Field(max_length=UNIT_MAX_LENGTH, description="Unit of the quantity (t, kg, m2, pcs).")
-    market_value_tiyn: int = Field(ge=0, le=BIGINT_MAX, description="Market value in tiyn as of `valued_on`.")
-    valued_on: date = Field(description="Date of the valuation.")
+    market_value_tiyn: int | None = Field(
+        ge=0, le=BIGINT_MAX, description="Market value in tiyn as of `valued_on`; null when the custodian states none."
+    )
+    valued_on: date | None = Field(description="Date of the valuation; null exactly when `market_value_tiyn` is.")
     statement_id: str = Field(
         min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:-]+$", description="The custodian's id of this statement."
     )
@@ -164,6 +167,8 @@ class HttpCustodian:
         )
         if answer.reference != reference:
             raise self._api.malformed("the statement is about another asset than the one asked about")
+        if (answer.market_value_tiyn is None) != (answer.valued_on is None):
+            raise self._api.malformed("a market value comes with its date, and a date with its value")
         log.info(
             "custodian statement obtained",
             extra={"custodian": custodian, "statement_id": answer.statement_id, "elapsed_ms": elapsed_ms},
@@ -202,8 +207,8 @@ class KeptAsset:
 
     quantity: int
     unit: str
-    market_value: int  # tiyn
-    valued_on: date
+    market_value: int | None  # tiyn; None while the custodian has no valuation
+    valued_on: date | None
     legal_status: LegalStatus = "clear"
     encumbrances: list[str] = field(default_factory=list)
 
@@ -250,17 +255,24 @@ class CustodianSimulator(SimulatedParty):
         self.notices: dict[str, dict[str, ReceivedNotice]] = {}
 
     def keep(
-        self, custodian: str, reference: str, *, quantity: int, unit: str, market_value: int,
+        self, custodian: str, reference: str, *, quantity: int, unit: str, market_value: int | None,
         valued_on: date | None = None,
     ) -> None:
-        """Register (or replace) a clear, unencumbered asset valued at `market_value` tiyn."""
-        invariant(quantity >= 0 and market_value >= 0, "a kept asset's quantity and value are not negative")
-        self.assets[(custodian, reference)] = KeptAsset(quantity, unit, market_value, valued_on or _today())
+        """Register (or replace) a clear, unencumbered asset valued at `market_value` tiyn, or not valued at
+        all when `market_value` is None."""
+        invariant(quantity >= 0 and (market_value or 0) >= 0, "a kept asset's quantity and value are not negative")
+        valued_on = None if market_value is None else valued_on or _today()
+        self.assets[(custodian, reference)] = KeptAsset(quantity, unit, market_value, valued_on)
 
     def revalue(self, custodian: str, reference: str, *, market_value: int, valued_on: date | None = None) -> None:
         invariant(market_value >= 0, "a market value is not negative")
         asset = self._kept(custodian, reference)
         asset.market_value, asset.valued_on = market_value, valued_on or _today()
+
+    def withdraw_valuation(self, custodian: str, reference: str) -> None:
+        """The custodian no longer vouches for the asset's last valuation and has no new one yet."""
+        asset = self._kept(custodian, reference)
+        asset.market_value, asset.valued_on = None, None
 
     def encumber(self, custodian: str, reference: str, encumbrance: str) -> None:
         """Record a pledge, arrest or other encumbrance, described as the custodian would."""

@@ -203,6 +203,10 @@ class Certification(Base):
     __table_args__ = (
         CheckConstraint(one_of("legal_status", LEGAL_STATUSES), name="legal_status"),
         CheckConstraint("quantity >= 0 AND market_value >= 0", name="amounts"),
+        CheckConstraint(
+            "(market_value IS NULL) = (valued_on IS NULL) AND (market_value IS NOT NULL OR NOT passed)",
+            name="valuation",
+        ),
         Index("ix_issuance_certifications_asset", "underlying_asset_id", "obtained_at"),
     )
 
@@ -214,8 +218,8 @@ class Certification(Base):
     encumbered: Mapped[bool] = mapped_column(Boolean)
     encumbrances: Mapped[str | None] = mapped_column(Text)
     quantity: Mapped[int] = mapped_column(BigInteger)
-    market_value: Mapped[int] = mapped_column(BigInteger)  # tiyn
-    valued_on: Mapped[date] = mapped_column(Date)
+    market_value: Mapped[int | None] = mapped_column(BigInteger)  # tiyn; None when the custodian stated none
+    valued_on: Mapped[date | None] = mapped_column(Date)
     required_value: Mapped[int | None] = mapped_column(BigInteger)  # tiyn, for an application
     source: Mapped[str] = mapped_column(String(200))  # the custodian and its statement's reference
     obtained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -155,6 +155,30 @@ async def test_the_http_client_gets_the_custodians_statement(http_custodian):
     assert statement.encumbrances == ("pledged to a bank",)
 
 
+async def test_the_http_client_hears_a_custodian_that_states_no_valuation(http_custodian):
+    client, simulator = http_custodian
+    reference = kept(simulator, market_value=1_000, quantity=5)
+    simulator.withdraw_valuation(CUSTODIAN, reference)
+
+    statement = await client.statement(custodian=CUSTODIAN, reference=reference)
+
+    assert (statement.exists, statement.market_value, statement.valued_on) == (True, None, None)
+
+
+async def test_the_http_client_refuses_a_value_without_its_date():
+    answer = {
+        "reference": "WR-1", "exists": True, "legal_status": "clear", "encumbrances": [], "quantity": 1,
+        "unit": "t", "market_value_tiyn": 100, "valued_on": None, "statement_id": "ST-1",
+    }
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    client = HttpCustodian("http://custodians.test", timeout_s=TIMEOUT_S, transport=transport)
+    try:
+        with pytest.raises(ExternalPartyUnavailable, match="malformed"):
+            await client.statement(custodian=CUSTODIAN, reference="WR-1")
+    finally:
+        await client.aclose()
+
+
 async def test_the_http_client_hears_an_unknown_asset_does_not_exist(http_custodian):
     client, _ = http_custodian
 

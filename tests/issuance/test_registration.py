@@ -214,6 +214,18 @@ async def test_an_open_block_on_the_issuer_stops_registration_and_is_named_req_3
     assert (await register(session, application)).units == UNITS
 
 
+async def test_a_certification_without_a_market_value_does_not_register_req_28(session):
+    application = await backed_application(session)
+    certification = await certify(session, application)
+    certification.market_value = certification.valued_on = None
+    certification.passed, certification.findings = False, ["the custodian states no market value"]
+    await session.flush()
+
+    with pytest.raises(errors.CertificationNotPassed, match="states no market value"):
+        await register(session, application)
+    await assert_unchanged(session, application)
+
+
 async def test_an_issuer_no_longer_identified_is_not_registered_req_14(session):
     application = await unbacked_application(session)
     await parties.decide_kyc(

@@ -130,8 +130,9 @@ async def test_without_an_application_only_the_asset_itself_is_certified_req_28(
          "encumbered: pledged to a bank under agreement 77/2026"),
         (lambda c, r: c.revalue(CUSTODIAN, r, market_value=REQUIRED, valued_on=local_today(SETTINGS) - timedelta(days=31)),
          "more than 30 days ago"),
+        (lambda c, r: c.withdraw_valuation(CUSTODIAN, r), "states no market value"),
     ],
-    ids=["does-not-exist", "disputed", "unclear", "encumbered", "stale-valuation"],
+    ids=["does-not-exist", "disputed", "unclear", "encumbered", "stale-valuation", "no-valuation"],
 )
 async def test_each_failed_check_is_a_finding_and_the_certification_is_still_recorded_req_28(
     session, custodian, change, finding

@@ -66,6 +66,7 @@ async def test_a_shortfall_notifies_the_national_bank_and_custodian_once_and_blo
     (lambda c, ref: c.dispute(CUSTODIAN, ref), "asset_disputed"),
     (lambda c, ref: c.revalue(CUSTODIAN, ref, market_value=VOLUME * 2, valued_on=c.assets[(CUSTODIAN, ref)].valued_on
                               - timedelta(days=30)), "valuation_stale"),
+    (lambda c, ref: c.withdraw_valuation(CUSTODIAN, ref), "valuation_missing"),
     (lambda c, ref: setattr(c, "down", True), "custodian_unavailable"),
 ])
 async def test_an_asset_that_cannot_be_shown_to_cover_is_a_breach_never_a_pass_req_30(world, change, kind):

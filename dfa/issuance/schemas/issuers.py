@@ -169,8 +169,10 @@ class CertificationOut(Response):
     encumbered: bool = Field(description="Finding: the asset is pledged, arrested or otherwise encumbered.")
     encumbrances: str | None = Field(description="The encumbrances the custodian stated, one per line.")
     quantity: int = Field(description="Quantity the custodian keeps.")
-    market_value: int = Field(description="Finding: market value in tiyn, as of `valued_on`.")
-    valued_on: date = Field(description="Date of the valuation.")
+    market_value: int | None = Field(
+        description="Finding: market value in tiyn, as of `valued_on`; null when the custodian stated none."
+    )
+    valued_on: date | None = Field(description="Date of the valuation; null when there is none.")
     required_value: int | None = Field(
         description="For an application: the value in tiyn the asset must have (volume times coverage ratio, rounded up)."
     )

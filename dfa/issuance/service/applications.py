@@ -573,6 +573,11 @@ async def _underlying_evidence(
             f"{source}: the underlying asset is encumbered ({certification.encumbrances or 'not described'})",
             certification_id=str(certification.id),
         )
+    if certification.market_value is None:
+        raise errors.CertificationNotPassed(
+            f"{source}: the custodian states no market value of the underlying asset",
+            certification_id=str(certification.id), findings=certification.findings,
+        )
     if certification.market_value < needed:
         raise errors.UnderlyingValueShort(
             f"{source}: the underlying asset is worth {certification.market_value} tiyn, short of the "

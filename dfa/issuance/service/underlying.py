@@ -140,6 +140,9 @@ def findings(
         reasons.append(f"the custodian states the legal status as {statement.legal_status}, not clear")
     if statement.encumbered:
         reasons.append(f"encumbered: {'; '.join(statement.encumbrances)}")
+    if statement.market_value is None or statement.valued_on is None:
+        reasons.append("the custodian states no market value")
+        return reasons
     age_days = (today - statement.valued_on).days
     if age_days > max_age_days:
         # A valuation this old is not a market value to rely on (the same age limit as a certification's).
