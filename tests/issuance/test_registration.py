@@ -214,6 +214,34 @@ async def test_an_open_block_on_the_issuer_stops_registration_and_is_named_req_3
     assert (await register(session, application)).units == UNITS
 
 
+async def _reconciliation_block_on_another_issuer(session) -> IssuerBlock:
+    block = IssuerBlock(
+        id=uuid.uuid4(), issuer_party_id=(await make_issuer(session)).id, source="reconciliation",
+        reference=f"reconciliation {uuid.uuid4()}", reason="the underlying asset is encumbered", opened_by="reconciliation",
+    )
+    session.add(block)
+    await session.flush()
+    return block
+
+
+async def test_a_reconciliation_breach_blocks_every_issuer_when_the_scope_is_all_req_31(session):
+    block = await _reconciliation_block_on_another_issuer(session)
+    application = await unbacked_application(session)
+
+    with pytest.raises(errors.IssuerBlocked) as refused:
+        await register(session, application, settings=SETTINGS.model_copy(update={"reconciliation_block_scope": "all"}))
+    assert refused.value.detail.startswith("every issuer's new emissions are blocked")
+    assert refused.value.context["block_id"] == str(block.id)
+    await assert_unchanged(session, application)
+
+
+async def test_another_issuers_breach_does_not_block_when_the_scope_is_the_issuer_req_31(session):
+    await _reconciliation_block_on_another_issuer(session)
+    application = await unbacked_application(session)
+
+    assert (await register(session, application)).units == UNITS
+
+
 async def test_a_certification_without_a_market_value_does_not_register_req_28(session):
     application = await backed_application(session)
     certification = await certify(session, application)

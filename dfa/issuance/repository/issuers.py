@@ -157,13 +157,15 @@ async def update_block(session: AsyncSession, block_id: uuid.UUID, **values: Any
     return (await session.execute(statement)).scalar_one()
 
 
-async def list_blocks(session: AsyncSession, *, issuer_party_id: uuid.UUID, open_only: bool) -> list[IssuerBlock]:
-    """The issuer's blocks, newest first."""
-    statement = (
-        select(IssuerBlock)
-        .where(IssuerBlock.issuer_party_id == issuer_party_id)
-        .order_by(IssuerBlock.opened_at.desc(), IssuerBlock.id)
-    )
+async def list_blocks(
+    session: AsyncSession, *, issuer_party_id: uuid.UUID | None, open_only: bool, source: str | None = None
+) -> list[IssuerBlock]:
+    """The issuer's blocks (every issuer's when `issuer_party_id` is None), from `source` when given, newest first."""
+    statement = select(IssuerBlock).order_by(IssuerBlock.opened_at.desc(), IssuerBlock.id)
+    if issuer_party_id is not None:
+        statement = statement.where(IssuerBlock.issuer_party_id == issuer_party_id)
+    if source is not None:
+        statement = statement.where(IssuerBlock.source == source)
     if open_only:
         statement = statement.where(IssuerBlock.lifted_at.is_(None))
     return list((await session.execute(statement)).scalars())

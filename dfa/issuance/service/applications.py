@@ -527,7 +527,7 @@ async def _check_gate(
     """The evidence that satisfies each condition of registration; reads only, so a refusal changes nothing."""
     return {
         "underlying asset": await _underlying_evidence(session, application, settings=settings, now=now),
-        "issuer blocks": await _no_block_evidence(session, application),
+        "issuer blocks": await _no_block_evidence(session, application, settings=settings),
         "security test protocol": _security_protocol_evidence(settings=settings, calendar=calendar, now=now),
         "issuer identified": await _identified_evidence(session, application, settings=settings),
     }
@@ -598,16 +598,23 @@ async def _underlying_evidence(
     )
 
 
-async def _no_block_evidence(session: AsyncSession, application: Application) -> str:
-    """REQ-31: no open block on the issuer's new emissions."""
+async def _no_block_evidence(session: AsyncSession, application: Application, *, settings: Settings) -> str:
+    """REQ-31: no open block on the issuer's new emissions, nor — when reconciliation breaches block every
+    issuer (`reconciliation_block_scope` "all") — any open reconciliation block at all."""
     blocks = await issuers.open_blocks(session, application.issuer_party_id)
+    whose = "the issuer's"
+    if not blocks and settings.reconciliation_block_scope == "all":
+        blocks = await issuers.open_blocks(session, None, source="reconciliation")
+        whose = "every issuer's"
     if blocks:
         block = blocks[0]
         raise errors.IssuerBlocked(
-            f"the issuer's new emissions are blocked since {block.opened_at.date().isoformat()} "
+            f"{whose} new emissions are blocked since {block.opened_at.date().isoformat()} "
             f"({block.source}, {block.reference}): {block.reason}",
             block_id=str(block.id), source=block.source, reference=block.reference, reason=block.reason,
         )
+    if settings.reconciliation_block_scope == "all":
+        return "no open block on the issuer's new emissions and no open reconciliation block on any issuer"
     return "no open block on the issuer's new emissions"
 
 

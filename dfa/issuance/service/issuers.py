@@ -434,9 +434,12 @@ async def _lift(session: AsyncSession, block: IssuerBlock, *, reason: str, actor
     return lifted
 
 
-async def open_blocks(session: AsyncSession, issuer_party_id: uuid.UUID) -> list[IssuerBlock]:
-    """The issuer's blocks not yet lifted, newest first: while any is open, no new emission of it is registered."""
-    return await repository.list_blocks(session, issuer_party_id=issuer_party_id, open_only=True)
+async def open_blocks(
+    session: AsyncSession, issuer_party_id: uuid.UUID | None, *, source: str | None = None
+) -> list[IssuerBlock]:
+    """The issuer's blocks not yet lifted (every issuer's when `issuer_party_id` is None), from `source` when
+    given, newest first: while any is open, no new emission of the issuer is registered."""
+    return await repository.list_blocks(session, issuer_party_id=issuer_party_id, open_only=True, source=source)
 
 
 async def list_blocks(
