@@ -173,6 +173,17 @@ async def seed(database: Database, settings: Settings, custodian: CustodianSimul
     print(f"  VACUUM ANALYZE in {time.perf_counter() - started:.1f} s", flush=True)
 
 
+async def keep_seeded_assets(database: Database, custodian: CustodianSimulator, *, holders: int) -> None:
+    """Tell a fresh custodian simulator about the assets of a cluster seeded by an earlier run."""
+    async with database.read() as session:
+        references = (await session.execute(text(
+            "SELECT custodian_reference FROM issuance_underlying_assets WHERE custodian = :c"
+        ), {"c": CUSTODIAN})).scalars()
+        for reference in references:
+            custodian.keep(CUSTODIAN, reference, quantity=1_000, unit="t",
+                           market_value=holders * UNITS_PER_HOLDER * NOMINAL * 2)
+
+
 async def report_counts(database: Database, report_id: int) -> dict:
     async with database.read() as session:
         content = (await session.execute(
@@ -191,9 +202,12 @@ async def report_counts(database: Database, report_id: int) -> dict:
     return {"outcome": outcome, "ledger": document.get("ledger"), "coverage": coverage, "holder_leaves": leaves, "report_bytes": len(content), "sections": sections}
 
 
-async def main(n_emissions: int, n_positions: int, statement_timeout_ms: int | None) -> dict:
+async def main(n_emissions: int, n_positions: int, statement_timeout_ms: int | None, keep: Path | None) -> dict:
     holders = max(1, n_positions // n_emissions)
-    with tempfile.TemporaryDirectory(prefix="dfa-bench-") as data_dir:
+    with tempfile.TemporaryDirectory(prefix="dfa-bench-") as scratch:
+        data_dir = keep or Path(scratch)
+        seeded_marker = data_dir / f"seeded-{n_emissions}x{holders}"
+        reuse = seeded_marker.exists()
         url = start_embedded_postgres(Path(data_dir))
         await run_migrations_async(url)
         settings = Settings(
@@ -205,9 +219,16 @@ async def main(n_emissions: int, n_positions: int, statement_timeout_ms: int | N
         custodian = CustodianSimulator()
         bank = BankSimulator()
         bank.open_account(settings.operator_client_money_iban, owner_name=settings.operator_name)
-        print(f"seeding {n_emissions} emissions x {holders} holders = {n_emissions * holders} positions ...", flush=True)
         started = time.perf_counter()
-        await seed(database, settings, custodian, n_emissions=n_emissions, holders=holders)
+        if reuse:
+            print(f"reusing the {n_emissions} emissions x {holders} holders seeded in {data_dir}", flush=True)
+            await keep_seeded_assets(database, custodian, holders=holders)
+        else:
+            print(f"seeding {n_emissions} emissions x {holders} holders = {n_emissions * holders} positions ...",
+                  flush=True)
+            await seed(database, settings, custodian, n_emissions=n_emissions, holders=holders)
+            if keep:
+                seeded_marker.touch()
         seed_s = time.perf_counter() - started
         print(f"seeded in {seed_s:.1f} s", flush=True)
         # A fresh pool after seeding: connections that saw empty tables keep bad cached plans.
@@ -222,7 +243,7 @@ async def main(n_emissions: int, n_positions: int, statement_timeout_ms: int | N
         print(f"reconciling {day.isoformat()} ...", flush=True)
         started = time.perf_counter()
         try:
-            result = await reconciliation.run(day, trigger="command", requested_by="bench")
+            result = await reconciliation.run(day, trigger="command", requested_by="bench", force=reuse)
         except Exception as error:  # noqa: BLE001 - a failed run is a figure too
             run_s, peak = time.perf_counter() - started, rss_mb()
             print(f"run FAILED after {run_s:.2f} s: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
@@ -282,5 +303,7 @@ if __name__ == "__main__":
                         help="holder positions in all, spread evenly over the emissions (default 1,000,000)")
     parser.add_argument("--statement-timeout-ms", type=int, default=None,
                         help="the database statement timeout (default: the settings' default)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="seed a cluster in this directory and keep it; later runs with the same sizes reuse it")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.emissions, args.positions, args.statement_timeout_ms))))
+    print(json.dumps(asyncio.run(main(args.emissions, args.positions, args.statement_timeout_ms, args.keep))))

@@ -713,32 +713,37 @@ async def journal_counts(session: AsyncSession) -> Any:
 # --- per-asset integrity, for the daily reconciliation ------------------------------------------------
 
 _INTEGRITY_BY_ASSET = f"""
-WITH chained AS (
-    SELECT e.account_id, e.seq, e.balance_after, e.hash,
-           (e.hash <> {_RECOMPUTED_HASH}
-            OR e.seq <> coalesce(lag(e.seq) OVER w, 0) + 1
-            OR e.prev_hash <> coalesce(lag(e.hash) OVER w, ledger_genesis_hash(e.account_id))
-            OR e.balance_after <> sum(e.amount) OVER w) AS broken,
-           lead(e.seq) OVER w IS NULL AS last
+WITH judged AS (
+    -- Each entry against its own fields and its predecessor's: by induction along the chain this proves
+    -- the hashes, the links, the gapless sequence and every running balance, and unlike a window over
+    -- each account it is a join PostgreSQL runs in parallel.
+    SELECT e.account_id,
+           e.hash <> {_RECOMPUTED_HASH}
+           OR CASE WHEN e.seq = 1 THEN e.prev_hash <> ledger_genesis_hash(e.account_id) OR e.balance_after <> e.amount
+                   ELSE p.seq IS NULL OR e.prev_hash <> p.hash OR e.balance_after <> p.balance_after + e.amount
+              END AS broken
     FROM ledger_entries e
-    WINDOW w AS (PARTITION BY e.account_id ORDER BY e.seq)
+    LEFT JOIN ledger_entries p ON p.account_id = e.account_id AND p.seq = e.seq - 1
+),
+broken AS (
+    SELECT a.asset_id, count(*) AS broken_entries
+    FROM judged j JOIN ledger_accounts a ON a.id = j.account_id
+    WHERE j.broken GROUP BY a.asset_id
 ),
 accounts AS (
+    -- An account's state is its entry numbered `version`, and no entry follows it (with the chain gapless,
+    -- a later entry would be numbered version + 1).
     SELECT a.asset_id, count(*) AS accounts, coalesce(sum(a.balance), 0) AS balance_sum,
            coalesce(sum(a.balance) FILTER (WHERE a.kind IN ('available', 'held')), 0) AS holdings,
            -sum(a.balance) FILTER (WHERE a.kind = 'issued') AS issued,
            count(*) FILTER (WHERE CASE WHEN a.kind IN ({_CONTRA}) THEN a.balance > 0 ELSE a.balance < 0 END)
                AS negative_balances,
-           count(*) FILTER (WHERE a.balance <> coalesce(l.balance_after, 0) OR a.version <> coalesce(l.seq, 0)
-                                  OR a.last_hash IS DISTINCT FROM l.hash) AS state_mismatches
+           count(*) FILTER (WHERE a.balance <> coalesce(l.balance_after, 0) OR a.last_hash IS DISTINCT FROM l.hash
+                                  OR (a.version <> 0 AND l.seq IS NULL) OR n.seq IS NOT NULL) AS state_mismatches
     FROM ledger_accounts a
-    LEFT JOIN chained l ON l.account_id = a.id AND l.last
+    LEFT JOIN ledger_entries l ON l.account_id = a.id AND l.seq = a.version
+    LEFT JOIN ledger_entries n ON n.account_id = a.id AND n.seq = a.version + 1
     GROUP BY a.asset_id
-),
-broken AS (
-    SELECT a.asset_id, count(*) AS broken_entries
-    FROM chained c JOIN ledger_accounts a ON a.id = c.account_id
-    WHERE c.broken GROUP BY a.asset_id
 ),
 unmatched AS (
     SELECT t.asset_id, count(*) AS unmatched_transfers
@@ -768,18 +773,23 @@ async def integrity_by_asset(session: AsyncSession) -> list[Any]:
 
 
 async def stream_holdings(session: AsyncSession, *, asset_ids: list[int], chunk_rows: int) -> AsyncIterator[list[Any]]:
-    """Each holder's available + held units per asset, in (asset, available account) order, in chunks."""
-    statement = text(
+    """Each holder's available + held units per asset, in (asset, available account) order, in chunks.
+
+    Read through the driver's cursor in the session's transaction: a daily run reads a million of these,
+    and rows built by the driver alone cost a fraction of mapped ones."""
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    cursor = await driver.cursor(
         """
         SELECT asset_id, owner_party_id, min(id) FILTER (WHERE kind = 'available') AS account_id,
                CAST(sum(balance) AS bigint) AS quantity
         FROM ledger_accounts
-        WHERE asset_id = ANY(:asset_ids) AND kind IN ('available', 'held')
+        WHERE asset_id = ANY($1::integer[]) AND kind IN ('available', 'held')
         GROUP BY asset_id, owner_party_id
         HAVING sum(balance) > 0
         ORDER BY asset_id, account_id
-        """
+        """,
+        asset_ids,
     )
-    result = await session.stream(statement.execution_options(yield_per=chunk_rows), {"asset_ids": asset_ids})
-    async for partition in result.partitions(chunk_rows):
-        yield list(partition)
+    while rows := await cursor.fetch(chunk_rows):
+        yield rows

@@ -295,6 +295,11 @@ class Settings(BaseSettings):
     reconciliation_lock_wait_s: PositiveInt = Field(
         default=600, description="How long a run waits for another instance's run to end before giving up."
     )
+    reconciliation_statement_timeout_ms: PositiveInt = Field(
+        default=1_800_000,
+        description="The statement timeout of a run's reading of the books, which checks every journal entry in "
+        "one statement (DB_STATEMENT_TIMEOUT_MS guards requests, not this).",
+    )
     reconciliation_custodian_concurrency: PositiveInt = Field(
         default=16, le=256, description="Custodian statements asked for at once during a run."
     )

@@ -8,9 +8,8 @@ no I/O.
 """
 
 import hashlib
-import hmac
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Self
 
@@ -28,6 +27,7 @@ _LEAF_FIELDS = struct.Struct(">QQ32s")  # account_id, quantity, nonce
 _INNER_FIELDS = struct.Struct(">c32sQ32sQ")  # 0x01, left hash, left sum, right hash, right sum
 _HEX_DIGITS = frozenset("0123456789abcdef")
 _ACCOUNT_OUT_OF_RANGE = "the account id is outside 1 .. 2^63-1"
+_SHA256_BLOCK = 64
 
 _Node = tuple[bytes, int]  # (hash, sum) of a subtree
 
@@ -138,18 +138,37 @@ class Verdict:
 
 
 def leaf_nonce(secret: bytes, *, report_id: int, asset_code: str, account_id: int) -> bytes:
-    """The nonce of a holder's leaf in one report's tree for one emission.
+    """The nonce of a holder's leaf in one report's tree for one emission:
+    HMAC-SHA256(secret, context_bytes || u64(account_id)).
 
     Unpredictable without the operator's secret, so the sibling hashes in another holder's proof
     cannot be matched against guessed (account, quantity) pairs; deterministic, so the same report
     always rebuilds the same tree. Raises ValueError for a secret shorter than 32 bytes or an
     argument outside the algorithm's ranges.
     """
+    return leaf_nonces(secret, report_id=report_id, asset_code=asset_code)(account_id)
+
+
+def leaf_nonces(secret: bytes, *, report_id: int, asset_code: str) -> Callable[[int], bytes]:
+    """`leaf_nonce` for every account of one tree, with the key and the context absorbed once (RFC 2104's
+    inner and outer states): the same bytes at half the cost, which a million holders notice.
+    Raises ValueError as `leaf_nonce` does."""
     if len(secret) < SECRET_MIN_SIZE:
         raise ValueError(f"the nonce secret must be at least {SECRET_MIN_SIZE} bytes")
-    if not _is_integer_in(account_id, 1, SUM_LIMIT):
-        raise ValueError(_ACCOUNT_OUT_OF_RANGE)
-    return hmac.digest(secret, _context(report_id, asset_code) + _U64.pack(account_id), "sha256")
+    block = (hashlib.sha256(secret).digest() if len(secret) > _SHA256_BLOCK else secret).ljust(_SHA256_BLOCK, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block) + _context(report_id, asset_code))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def nonce(account_id: int) -> bytes:
+        if not _is_integer_in(account_id, 1, SUM_LIMIT):
+            raise ValueError(_ACCOUNT_OUT_OF_RANGE)
+        digest = inner.copy()
+        digest.update(_U64.pack(account_id))
+        result = outer.copy()
+        result.update(digest.digest())
+        return result.digest()
+
+    return nonce
 
 
 def root_of(leaves: Iterable[Leaf], *, report_id: int, asset_code: str) -> Root:
@@ -158,8 +177,21 @@ def root_of(leaves: Iterable[Leaf], *, report_id: int, asset_code: str) -> Root:
     Raises ValueError (a caller's bug) when the leaves are not in strictly ascending account id
     order, a leaf is outside the algorithm's ranges, or the total reaches 2^63.
     """
-    context = _context(report_id, asset_code)
-    top, count = _streamed_root(_leaf_nodes(leaves, context))
+    return _root(_fields(leaves), _context(report_id, asset_code))
+
+
+def positions_root(
+    positions: Iterable[tuple[int, int]], *, secret: bytes, report_id: int, asset_code: str
+) -> Root:
+    """`root_of` the leaves of (account id, quantity) positions, each with its `leaf_nonce` from `secret`,
+    without a `Leaf` per holder. Raises ValueError as `root_of` and `leaf_nonce` do."""
+    nonce = leaf_nonces(secret, report_id=report_id, asset_code=asset_code)
+    return _root(((account_id, quantity, nonce(account_id)) for account_id, quantity in positions),
+                 _context(report_id, asset_code))
+
+
+def _root(fields: Iterable[tuple[int, int, bytes]], context: bytes) -> Root:
+    top, count = _streamed_root(_leaf_nodes(fields, context))
     if top is None:
         return Root(hash=hashlib.sha256(_EMPTY + context).digest(), total=0, leaf_count=0)
     return Root(hash=top[0], total=top[1], leaf_count=count)
@@ -172,7 +204,7 @@ def inclusion_proof(leaves: Sequence[Leaf], index: int, *, report_id: int, asset
     Raises ValueError (a caller's bug) for an index outside the leaves and as `root_of` does.
     """
     context = _context(report_id, asset_code)
-    nodes = list(_leaf_nodes(leaves, context))
+    nodes = list(_leaf_nodes(_fields(leaves), context))
     if not _is_integer_in(index, 0, len(nodes)):
         raise ValueError(f"index {index!r} is not a position among {len(nodes)} leaves")
     top, siblings = _root_and_path(nodes, index, 0, len(nodes))
@@ -221,12 +253,12 @@ def _context(report_id: int, asset_code: str) -> bytes:
     return _DOMAIN + _U64.pack(report_id) + bytes([len(code)]) + code
 
 
-def _leaf_problem(leaf: Leaf) -> str:
-    if not _is_integer_in(leaf.account_id, 1, SUM_LIMIT):
+def _leaf_problem(account_id: object, quantity: object, nonce: object) -> str:
+    if not _is_integer_in(account_id, 1, SUM_LIMIT):
         return _ACCOUNT_OUT_OF_RANGE
-    if not _is_integer_in(leaf.quantity, 0, SUM_LIMIT):
+    if not _is_integer_in(quantity, 0, SUM_LIMIT):
         return "the quantity is outside 0 .. 2^63-1"
-    if not _is_hash(leaf.nonce):
+    if not _is_hash(nonce):
         return "the nonce is not 32 bytes"
     return ""
 
@@ -236,10 +268,9 @@ def _require(problem: str) -> None:
         raise ValueError(problem)
 
 
-def _leaf_node(prefix: bytes, leaf: Leaf) -> _Node:
+def _leaf_node(prefix: bytes, account_id: int, quantity: int, nonce: bytes) -> _Node:
     """The leaf's node; `prefix` is 0x00 || context_bytes."""
-    fields = _LEAF_FIELDS.pack(leaf.account_id, leaf.quantity, leaf.nonce)
-    return hashlib.sha256(prefix + fields).digest(), leaf.quantity
+    return hashlib.sha256(prefix + _LEAF_FIELDS.pack(account_id, quantity, nonce)).digest(), quantity
 
 
 def _inner(left: _Node, right: _Node) -> _Node:
@@ -249,16 +280,23 @@ def _inner(left: _Node, right: _Node) -> _Node:
     return hashlib.sha256(_INNER_FIELDS.pack(_INNER, left[0], left[1], right[0], right[1])).digest(), total
 
 
-def _leaf_nodes(leaves: Iterable[Leaf], context: bytes) -> Iterator[_Node]:
-    """The leaves' nodes, refusing leaves out of range or out of strictly ascending account id order."""
+def _fields(leaves: Iterable[Leaf]) -> Iterator[tuple[int, int, bytes]]:
+    return ((leaf.account_id, leaf.quantity, leaf.nonce) for leaf in leaves)
+
+
+def _leaf_nodes(fields: Iterable[tuple[int, int, bytes]], context: bytes) -> Iterator[_Node]:
+    """The nodes of the leaves given by their (account id, quantity, nonce), refusing leaves out of range
+    or out of strictly ascending account id order. The checks are inlined: a run hashes millions."""
     prefix = _LEAF + context
     previous_account_id = 0
-    for leaf in leaves:
-        _require(_leaf_problem(leaf))
-        if leaf.account_id <= previous_account_id:
+    for account_id, quantity, nonce in fields:
+        if not (type(account_id) is int and type(quantity) is int and type(nonce) is bytes
+                and previous_account_id < account_id < SUM_LIMIT and 0 <= quantity < SUM_LIMIT
+                and len(nonce) == HASH_SIZE):
+            _require(_leaf_problem(account_id, quantity, nonce))
             raise ValueError("leaves must be in strictly ascending account id order")
-        previous_account_id = leaf.account_id
-        yield _leaf_node(prefix, leaf)
+        previous_account_id = account_id
+        yield hashlib.sha256(prefix + _LEAF_FIELDS.pack(account_id, quantity, nonce)).digest(), quantity
 
 
 def _streamed_root(nodes: Iterable[_Node]) -> tuple[_Node | None, int]:
@@ -317,7 +355,10 @@ def _root_and_path(nodes: list[_Node], index: int, low: int, high: int) -> tuple
 def _value_problem(proof: Proof) -> str:
     """What puts one of the proof's values outside the algorithm's ranges, or "" (checked before any
     hashing, which relies on them)."""
-    problem = _context_problem(proof.report_id, proof.asset_code) or _leaf_problem(proof.leaf)
+    leaf = proof.leaf
+    problem = _context_problem(proof.report_id, proof.asset_code) or _leaf_problem(
+        leaf.account_id, leaf.quantity, leaf.nonce
+    )
     if problem:
         return problem
     if not _is_integer_in(proof.leaf_count, 1, SUM_LIMIT) or proof.leaf_count != proof.root.leaf_count:
@@ -338,7 +379,8 @@ def _value_problem(proof: Proof) -> str:
 def _path_problem(proof: Proof) -> str:
     """Whether the path leads from the leaf to the proof's root, or "". Left and right come from
     (index, leaf_count) as in RFC 9162 section 2.1.3.2, never from the proof."""
-    node = _leaf_node(_LEAF + _context(proof.report_id, proof.asset_code), proof.leaf)
+    node = _leaf_node(_LEAF + _context(proof.report_id, proof.asset_code), proof.leaf.account_id, proof.leaf.quantity,
+                      proof.leaf.nonce)
     position, last = proof.index, proof.leaf_count - 1
     for step in proof.path:
         if last == 0:

@@ -4,6 +4,7 @@ import json
 import uuid
 from datetime import datetime
 
+import pytest
 from sqlalchemy import text
 
 from dfa.ledger import service as ledger
@@ -159,3 +160,65 @@ async def test_verification_reports_a_transfer_rewritten_behind_its_entries(sess
 
     result = await ledger.verify(session)
     assert (result.ok, result.first_discrepancy.check) == (False, "transfer_entries")
+
+
+_RECOMPUTE = (
+    "hash = ledger_entry_hash(prev_hash, account_id, seq, transfer_id, counter_account_id, amount, balance_after, "
+    "created_at)"
+)
+_DAMAGE = {
+    "an altered amount": "UPDATE ledger_entries SET amount = -31 WHERE account_id = :a AND seq = 2",
+    "a deleted entry": "DELETE FROM ledger_entries WHERE account_id = :a AND seq = 2",
+    "a running balance rewritten with its hash": (
+        f"UPDATE ledger_entries SET balance_after = balance_after + 5, {_RECOMPUTE} WHERE account_id = :a AND seq = 2"
+    ),
+    "a link rewritten with its hash": (
+        f"UPDATE ledger_entries SET prev_hash = sha256('forged'), {_RECOMPUTE} WHERE account_id = :a AND seq = 2"
+    ),
+    "a transfer rewritten behind its entries": (
+        "UPDATE ledger_transfers SET amount = 31 WHERE id = (SELECT transfer_id FROM ledger_entries "
+        "WHERE account_id = :a AND seq = 2)"
+    ),
+}
+_STATE_DAMAGE = {
+    "a balance changed behind the journal": "UPDATE ledger_accounts SET balance = balance + 1 WHERE id = :a",
+    "an account rolled back to an earlier entry": (
+        "UPDATE ledger_accounts a SET version = e.seq, balance = e.balance_after, last_hash = e.hash "
+        "FROM ledger_entries e WHERE a.id = :a AND e.account_id = a.id AND e.seq = a.version - 1"
+    ),
+}
+
+
+async def _integrity_of(session, asset_id: int) -> ledger.AssetIntegrity:
+    [books] = [books for books in await ledger.integrity_by_asset(session) if books.asset_id == asset_id]
+    return books
+
+
+async def _three_entries_on_alice(session):
+    asset, _, (alice, bob) = await funded_accounts(session, count=2, amount=100)
+    await ledger.post_transfer(session, transfer=TransferSpec(uuid.uuid4(), alice.id, bob.id, 30))
+    await ledger.post_transfer(session, transfer=TransferSpec(uuid.uuid4(), alice.id, bob.id, 20))
+    return asset, alice
+
+
+async def test_intact_books_count_no_damage_per_asset(session):
+    asset, _ = await _three_entries_on_alice(session)
+    books = await _integrity_of(session, asset.id)
+    assert books.intact
+    assert (books.holdings, books.negative_balances, books.broken_entries, books.state_mismatches) == (200, 0, 0, 0)
+
+
+@pytest.mark.parametrize("damage", list(_DAMAGE))
+async def test_per_asset_integrity_finds_every_kind_of_journal_damage(session, damage):
+    asset, alice = await _three_entries_on_alice(session)
+    await _tamper(session, _DAMAGE[damage], a=alice.id)
+    books = await _integrity_of(session, asset.id)
+    assert books.broken_entries >= 1 and not books.intact
+
+
+@pytest.mark.parametrize("damage", list(_STATE_DAMAGE))
+async def test_per_asset_integrity_finds_an_account_that_disagrees_with_its_journal(session, damage):
+    asset, alice = await _three_entries_on_alice(session)
+    await _tamper(session, _STATE_DAMAGE[damage], a=alice.id)
+    books = await _integrity_of(session, asset.id)
+    assert (books.state_mismatches, books.broken_entries) == (1, 0)

@@ -2,6 +2,7 @@
 `dfa verify-proof`. Pure: no database."""
 
 import hashlib
+import hmac
 import io
 import json
 import re
@@ -26,6 +27,7 @@ from dfa.reconciliation.merkle import (
     Verdict,
     inclusion_proof,
     leaf_nonce,
+    leaf_nonces,
     root_of,
     verify,
 )
@@ -120,6 +122,17 @@ def test_the_fixed_vectors_give_the_documented_roots_nonce_and_proof():
     assert root_of(THREE, **TREE) == Root(hash=bytes.fromhex(THREE_ROOT_HEX), total=350, leaf_count=3)
     assert root_of(FIVE, **TREE) == Root(hash=bytes.fromhex(FIVE_ROOT_HEX), total=5351, leaf_count=5)
     assert inclusion_proof(FIVE, 2, **TREE).to_json() == PROOF_OF_ACCOUNT_13_IN_FIVE
+
+
+@settings(max_examples=50, deadline=None)
+@given(secret=st.binary(min_size=32, max_size=200), account_ids=st.lists(st.integers(1, 2**63 - 1), max_size=5))
+def test_a_trees_nonces_are_hmac_sha256_of_its_context_and_the_account(secret, account_ids):
+    context = b"dfa-holder-proof/1" + struct.pack(">Q", TREE["report_id"]) + bytes([len(TREE["asset_code"])])
+    context += TREE["asset_code"].encode()
+    nonces = leaf_nonces(secret, **TREE)
+    for account_id in account_ids:
+        expected = hmac.digest(secret, context + struct.pack(">Q", account_id), "sha256")
+        assert nonces(account_id) == leaf_nonce(secret, **TREE, account_id=account_id) == expected
 
 
 TAMPERINGS = {

@@ -24,11 +24,8 @@ def nonce_key(secret_key: bytes) -> bytes:
 
 
 def _leaves(rows: Iterable[tuple[int, int]], *, key: bytes, report_id: int, asset_code: str) -> list[merkle.Leaf]:
-    return [
-        merkle.Leaf(account_id, quantity,
-                    merkle.leaf_nonce(key, report_id=report_id, asset_code=asset_code, account_id=account_id))
-        for account_id, quantity in rows
-    ]
+    nonce = merkle.leaf_nonces(key, report_id=report_id, asset_code=asset_code)
+    return [merkle.Leaf(account_id, quantity, nonce(account_id)) for account_id, quantity in rows]
 
 
 @dataclass(frozen=True)
@@ -50,9 +47,7 @@ async def fix_trees(
     positions: list[tuple[int, int]] = []
 
     def close(asset_id: int) -> None:
-        code = assets[asset_id]
-        leaves = _leaves(positions, key=key, report_id=report_id, asset_code=code)
-        roots[asset_id] = merkle.root_of(leaves, report_id=report_id, asset_code=code)
+        roots[asset_id] = merkle.positions_root(positions, secret=key, report_id=report_id, asset_code=assets[asset_id])
         positions.clear()
 
     # Holdings arrive ordered by asset: each emission's tree is finished, and its positions let go of,

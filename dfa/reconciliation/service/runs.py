@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.custody.errors import ChainUnavailable
@@ -111,6 +112,9 @@ async def reconcile_day(
             evidence = await _gather(database, counterparties, settings)
             async with database.unit_of_work() as session:
                 await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                await session.execute(text(
+                    f"SET LOCAL statement_timeout = {int(settings.reconciliation_statement_timeout_ms)}"
+                ))
                 report = await _write_report(session, run=run, day=day, evidence=evidence, keys=keys, settings=settings)
                 await repository.finish_run(
                     session, run.id, outcome="breaches" if report.breaches else "clean", report_id=report.id
