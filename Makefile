@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+.PHONY: run test chromium bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	SECURITY_PROTOCOL_SUBMITTED_ON=$${SECURITY_PROTOCOL_SUBMITTED_ON:-2026-05-04} $(BIN)/dfa serve
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/lint-imports
 	$(BIN)/pytest
+
+# The browser tests drive Debian's Chromium; installed with apt-get (as root, or with sudo) when missing.
+chromium:
+	@sh scripts/ensure-chromium
 
 bench: $(STAMP)
 	$(BIN)/python bench/ledger.py
@@ -27,4 +31,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/reconciliation.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis test-artifacts
