@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from dfa import demo
 from dfa.cabinet.compliance import router as compliance_pages
+from dfa.cabinet.shell import router as shell_pages
 from dfa.custody import jobs as custody_jobs
 from dfa.custody.chain import chain_from_settings
 from dfa.custody.router import router as custody_router
@@ -185,6 +186,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(trading_router)
     app.include_router(issuance_router)
     app.include_router(reconciliation_router)
+    app.include_router(shell_pages)
     app.include_router(compliance_pages)
     build_openapi = app.openapi
 

@@ -59,6 +59,8 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         reconciliation_schedule="",
         notice_delivery_interval_s=0,
         security_protocol_submitted_on=SECURITY_PROTOCOL_SUBMITTED_ON,
+        # Pages are asserted in English unless a test chooses a language (the default has a test of its own).
+        cabinet_default_language="en",
         _env_file=None,
     )
 

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     session_absolute_timeout_s: PositiveInt = Field(
         default=43_200, description="A cabinet session ends this long after sign-in, used or not."
     )
+    cabinet_default_language: Literal["kk", "ru", "en"] = Field(
+        default="kk",
+        description="The cabinet's language for a visitor who has not chosen one and whose browser asks for none "
+        "of Kazakh, Russian and English.",
+    )
     session_cookie_secure: bool = Field(
         default=True, description="Send the session cookie over HTTPS only (browsers treat localhost as secure)."
     )

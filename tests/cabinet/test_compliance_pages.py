@@ -126,7 +126,7 @@ def test_the_report_page_shows_the_signature_the_shortfalls_and_the_exports(user
     assert ISSUER_NAME in text
     for code in shortfalls.asset_codes:
         assert f'href="/compliance/emissions/{code}/coverage"' in page.text
-    assert "shortfall 1 000 1.2500 125 000.00 100 000.00 25 000.00" in text
+    assert "shortfall 1,000 1.2500 125,000.00 100,000.00 25,000.00" in text
     for export in ("export?format=csv", "export?format=pdf", "document"):
         assert f'href="/v1/reconciliation/reports/{shortfalls.report_id}/{export}"' in page.text
 
@@ -149,7 +149,7 @@ def test_auditors_and_admins_read_the_report_without_any_form(users, shortfalls)
         page = users.client(role).get(f"/compliance/reports/{shortfalls.report_id}")
 
         assert page.status_code == 200
-        assert "<form" not in page.text
+        assert 'action="/compliance/' not in page.text
         assert "Not acknowledged" in breach_row(page, shortfalls.breach_ids[0])
 
 
@@ -184,7 +184,7 @@ def test_the_coverage_page_charts_the_history_and_marks_the_shortfall_day_REQ_30
     chart = re.search(r"<svg .*?</svg>", page.text, re.DOTALL)[0]
     assert "<title" in chart and 'class="day-shortfall"' in chart and "<script" not in chart
     assert f"{local_today(settings)} version" in text_of(page)
-    assert "shortfall 1 000 125 000.00 100 000.00" in text_of(page)
+    assert "shortfall 1,000 125,000.00 100,000.00" in text_of(page)
 
 
 def test_an_unknown_emission_has_no_coverage_page(users):

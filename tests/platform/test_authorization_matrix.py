@@ -220,6 +220,11 @@ POLICY: dict[Route, frozenset[str] | str] = {
     ("GET", "/v1/reconciliation/reports/{report_id}/proofs/{registration_number}"): EVERYONE,
     # Compliance pages
     ("GET", "/static/cabinet.css"): PUBLIC,
+    ("GET", "/"): EVERYONE,
+    ("GET", "/sign-in"): PUBLIC,
+    ("POST", "/sign-in"): PUBLIC,
+    ("POST", "/sign-in/second-factor"): PUBLIC,
+    ("POST", "/sign-out"): EVERYONE,
     ("GET", "/compliance/reports"): STAFF,
     ("GET", "/compliance/reports/{report_id}"): STAFF,
     ("GET", "/compliance/breaches"): STAFF,
@@ -230,6 +235,7 @@ POLICY: dict[Route, frozenset[str] | str] = {
 
 DOCUMENTATION_PATHS = frozenset({"/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"})
 SIGN_OUT: Route = ("POST", "/v1/auth/sign-out")
+SIGN_OUTS: tuple[Route, ...] = (SIGN_OUT, ("POST", "/sign-out"))
 # What the guard answers when it turns a caller away; a public route never answers with these.
 GUARD_REFUSALS = frozenset({"/problems/not-authenticated", "/problems/forbidden", "/problems/csrf-token-invalid"})
 SAMPLE = base64.b64encode(b"matrix-face").decode()
@@ -250,7 +256,7 @@ class World:
     hold_to_void_id: uuid.UUID
     credentials: dict[str, uuid.UUID]
     past_day: date
-    disposable: dict[str, httpx.Client] = dataclasses.field(default_factory=dict)
+    disposable: dict[tuple[Route, str], httpx.Client] = dataclasses.field(default_factory=dict)
 
     def owner(self, caller: str) -> str:
         """Whose objects a caller is pointed at: its own where it has any, an investor's otherwise."""
@@ -288,9 +294,10 @@ async def world(users: Users, database: Database, settings: Settings, server_url
         undecided = await make_party(session, name="Matrix Undecided", identified=False)
     _, target_user_id, _, _ = await create_user(database, settings, role=AUDITOR)
     disposable = {}
-    for role in ROLES:
-        login, _, _, secret = await create_user(database, settings, role=role)
-        disposable[role] = signed_in_client(server_url, sign_in(server_url, login, totp_secret=secret))
+    for route in SIGN_OUTS:
+        for role in ROLES:
+            login, _, _, secret = await create_user(database, settings, role=role)
+            disposable[route, role] = signed_in_client(server_url, sign_in(server_url, login, totp_secret=secret))
     built = World(
         asset_code=money.code,
         accounts=accounts,
@@ -475,6 +482,8 @@ CALLS: dict[Route, Callable[[World], Call]] = {
     ("POST", "/v1/reconciliation/breaches/{breach_id}/acknowledgement"): lambda w: Call(json={"comment": "matrix"}),
     ("POST", "/compliance/breaches/{breach_id}/acknowledge"): lambda w: Call(data={"comment": "matrix"}),
     ("POST", "/compliance/reports/{report_id}/sign-off"): lambda w: Call(data={"comment": "matrix"}),
+    ("POST", "/sign-in"): lambda w: Call(data={"login": "matrix-nobody", "password": "not the password"}),
+    ("POST", "/sign-in/second-factor"): lambda w: Call(data={"enrolment_token": "matrix", "one_time_code": "000000"}),
 }
 
 
@@ -519,8 +528,8 @@ def send(client: httpx.Client, route: Route, caller: str, w: World) -> httpx.Res
 def client_of(caller: str, route: Route, users: Users, w: World, anonymous: httpx.Client) -> httpx.Client:
     if caller == ANONYMOUS:
         return anonymous
-    # Signing out ends the session, so it is done with a session of its own.
-    return w.disposable[caller] if route == SIGN_OUT else users.client(caller)
+    # Signing out ends the session, so each sign-out is done with a session of its own.
+    return w.disposable[route, caller] if route in SIGN_OUTS else users.client(caller)
 
 
 def problem_type(response: httpx.Response) -> str | None:

@@ -3,13 +3,14 @@
 import logging
 from collections.abc import Awaitable, Callable
 
-from fastapi import Request
+from fastapi import Request, Response
 
 from dfa.platform.access import Principal, Role
 from dfa.platform.database import Database
 from dfa.platform.identity.crypto import Keys
 from dfa.platform.identity.errors import CsrfTokenInvalid, Forbidden, NotAuthenticated
 from dfa.platform.identity.service import credentials, users
+from dfa.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +117,16 @@ def document_security(openapi: dict) -> dict:
     openapi.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
     openapi["security"] = [{name: []} for name in SECURITY_SCHEMES]
     return openapi
+
+
+def set_session_cookie(response: Response, signed_in: users.SignedIn, settings: Settings) -> None:
+    """Hand the browser its new session: HTTP only, same site only, for the session's absolute lifetime."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        signed_in.token,
+        max_age=settings.session_absolute_timeout_s,
+        httponly=True,
+        secure=settings.session_cookie_secure,
+        samesite="strict",
+        path="/",
+    )

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 from dfa.platform.access import ALL_ROLES, STAFF_ROLES, Principal, Role, allow
 from dfa.platform.identity import schemas
 from dfa.platform.identity.errors import InvalidClient
-from dfa.platform.identity.guard import SESSION_COOKIE
+from dfa.platform.identity.guard import SESSION_COOKIE, set_session_cookie
 from dfa.platform.identity.service import credentials, parties, users
 from dfa.platform.settings import Settings
 from dfa.platform.types import Limit
@@ -40,20 +40,8 @@ def _source(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _set_session_cookie(response: Response, signed_in: users.SignedIn, settings: Settings) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        signed_in.token,
-        max_age=settings.session_absolute_timeout_s,
-        httponly=True,
-        secure=settings.session_cookie_secure,
-        samesite="strict",
-        path="/",
-    )
-
-
 def _signed_in(response: Response, signed_in: users.SignedIn, settings: Settings, keys) -> schemas.SignedInOut:
-    _set_session_cookie(response, signed_in, settings)
+    set_session_cookie(response, signed_in, settings)
     response.headers["Cache-Control"] = "no-store"
     return schemas.SignedInOut(
         user=schemas.UserOut.model_validate(signed_in.user),
