@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.ledger import errors
 from dfa.ledger.models import CONTRA_KINDS, Account, Asset, Batch, Hold, Transfer
+from dfa.platform.database import driver_connection
 
 _CONTRA = ", ".join(f"'{kind}'" for kind in CONTRA_KINDS)
 
@@ -568,8 +569,7 @@ async def copy_holders(
         # quote and delimiter writes each JSON object verbatim, one per line.
         query = f"SELECT row_to_json(r)::text FROM ({query}) AS r"
         options = {"format": "csv", "quote": "\x01", "delimiter": "\x02"}
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
+    driver = await driver_connection(session)
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
 
     async def sink(chunk: bytes) -> None:
@@ -777,8 +777,7 @@ async def stream_holdings(session: AsyncSession, *, asset_ids: list[int], chunk_
 
     Read through the driver's cursor in the session's transaction: a daily run reads a million of these,
     and rows built by the driver alone cost a fraction of mapped ones."""
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
+    driver = await driver_connection(session)
     cursor = await driver.cursor(
         """
         SELECT asset_id, owner_party_id, min(id) FILTER (WHERE kind = 'available') AS account_id,

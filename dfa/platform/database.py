@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy import MetaData, make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -53,6 +54,19 @@ def start_embedded_postgres(data_dir: Path) -> str:
     # stops when the last of them exits; the data stays for the next start.
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
     return server.get_uri()
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session's transaction, for what SQLAlchemy does not offer (COPY) or
+    does at a cost that matters (a million rows)."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
+
+
+async def set_statement_timeout(session: AsyncSession, milliseconds: int) -> None:
+    """Give the session's current transaction a statement timeout of its own (a long job's; requests keep
+    DB_STATEMENT_TIMEOUT_MS). It ends with the transaction."""
+    await session.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": f"{int(milliseconds)}ms"})
 
 
 class Database:

@@ -21,7 +21,7 @@ from dfa.issuance.custodian import demo_simulator as demo_custodian
 from dfa.issuance.service import emissions
 from dfa.ledger import service as ledger
 from dfa.platform.adapters.antifraud import AntiFraudSimulator, WatchList
-from dfa.platform.database import Base, Database, run_migrations
+from dfa.platform.database import Base, Database, run_migrations, set_statement_timeout
 from dfa.platform.identifiers import is_valid_identification_number
 from dfa.platform.identity.crypto import Keys
 from dfa.platform.identity.service import parties
@@ -232,3 +232,12 @@ def test_production_refuses_demo_data_and_missing_keys(settings, tmp_path):
         create_app(production.model_copy(update={"demo_data": True}))
     with pytest.raises(KeyMissing):
         create_app(production)
+
+
+async def test_a_long_jobs_statement_timeout_lasts_only_its_own_transaction(database: Database, settings):
+    async with database.unit_of_work() as session:
+        await set_statement_timeout(session, 1_800_000)
+        assert (await session.execute(text("SHOW statement_timeout"))).scalar_one() == "30min"
+    async with database.unit_of_work() as session:
+        shown = (await session.execute(text("SELECT current_setting('statement_timeout')"))).scalar_one()
+    assert shown != "30min" and settings.db_statement_timeout_ms != 1_800_000

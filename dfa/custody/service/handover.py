@@ -56,7 +56,7 @@ from dfa.custody.errors import HandoverInvalid
 from dfa.custody.service import wallets
 from dfa.custody.vault import Secret, Vault
 from dfa.platform.audit import service as audit
-from dfa.platform.database import Database
+from dfa.platform.database import Database, driver_connection, set_statement_timeout
 from dfa.platform.errors import invariant
 from dfa.platform.identity.crypto import Keys
 from dfa.platform.settings import Settings, get_settings
@@ -691,15 +691,10 @@ def _export_query(spec: TableSpec) -> str:
     return f"SELECT {columns} FROM {_quoted(spec.name)}{where} ORDER BY {spec.order_by}"
 
 
-async def _driver(session: AsyncSession) -> asyncpg.Connection:
-    connection = await session.connection()
-    return (await connection.get_raw_connection()).driver_connection
-
-
 async def _begin_snapshot(session: AsyncSession) -> None:
     """One read-only REPEATABLE READ transaction: every file is of the same instant."""
     await session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
-    await session.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+    await set_statement_timeout(session, STATEMENT_TIMEOUT_MS)
 
 
 async def _require_classified_tables(session: AsyncSession) -> None:
@@ -726,7 +721,7 @@ async def _schema_revision(session: AsyncSession) -> str:
 async def _export_tables(session: AsyncSession, root: Path) -> list[PackageFile]:
     """Every table of TABLES as CSV with a header, written by PostgreSQL's COPY (DESIGN §5: about 7×
     faster than fetching rows into Python)."""
-    driver = await _driver(session)
+    driver = await driver_connection(session)
     (root / DATA_DIR).mkdir(mode=0o700)
     files = []
     for spec in TABLES:
@@ -1033,7 +1028,7 @@ async def _copy_in(
     """COPY one table in, with the columns its header names (and `added_columns`, when `source`
     replaces the file with a version that has them); columns withheld from the package get their
     fill for the duration of the load."""
-    driver = await _driver(session)
+    driver = await driver_connection(session)
     table = _quoted(spec.name)
     columns = [*_header(data / f"{spec.name}.csv"), *added_columns]
     if spec.seeded:
@@ -1150,7 +1145,7 @@ async def import_package(
     addresses = await asyncio.to_thread(_verify_wallet_keys, source / DATA_DIR, wallet_keys)
     rows = {spec.name: manifest.file(spec.path).rows or 0 for spec in TABLES}
     async with database.unit_of_work() as session:
-        await session.execute(text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+        await set_statement_timeout(session, STATEMENT_TIMEOUT_MS)
         await _require_same_schema(session, manifest.schema_revision)
         await _require_empty(session)
         await _load(session, vault, source / DATA_DIR, wallet_keys)

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dfa.platform.database import driver_connection
 from dfa.reconciliation.models import Coverage, HolderLeaf, HolderTree, Report, SignOff
 
 
@@ -45,8 +46,7 @@ async def insert_trees(session: AsyncSession, *, rows: Sequence[dict[str, Any]])
 
 async def copy_leaves(session: AsyncSession, *, records: Sequence[tuple[Any, ...]]) -> None:
     """Append leaves with COPY: a million holders take seconds, not minutes."""
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
+    driver = await driver_connection(session)
     await driver.copy_records_to_table(
         HolderLeaf.__tablename__, records=records,
         columns=["report_id", "asset_id", "account_id", "owner_party_id", "quantity"],

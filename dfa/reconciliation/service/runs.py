@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.custody.errors import ChainUnavailable
@@ -27,7 +26,7 @@ from dfa.ledger import service as ledger
 from dfa.platform import service as platform
 from dfa.platform.access import Role
 from dfa.platform.audit import service as audit
-from dfa.platform.database import Database
+from dfa.platform.database import Database, set_statement_timeout
 from dfa.platform.errors import DomainError, ExternalPartyUnavailable, invariant
 from dfa.platform.identity.crypto import Keys
 from dfa.platform.identity.service.parties import local_today
@@ -112,9 +111,7 @@ async def reconcile_day(
             evidence = await _gather(database, counterparties, settings)
             async with database.unit_of_work() as session:
                 await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-                await session.execute(text(
-                    f"SET LOCAL statement_timeout = {int(settings.reconciliation_statement_timeout_ms)}"
-                ))
+                await set_statement_timeout(session, settings.reconciliation_statement_timeout_ms)
                 report = await _write_report(session, run=run, day=day, evidence=evidence, keys=keys, settings=settings)
                 await repository.finish_run(
                     session, run.id, outcome="breaches" if report.breaches else "clean", report_id=report.id
