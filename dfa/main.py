@@ -86,46 +86,27 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 ):
                     log.info("demo data seeded")
             demo.print_logins(settings)
-        jobs = [
-            asyncio.create_task(
-                run_periodically(
-                    "expire-holds", settings.hold_expiry_interval_s, lambda: ledger_jobs.expire_holds_once(db, settings)
-                )
-            ),
-            asyncio.create_task(
-                run_periodically(
-                    "purge-expired-records",
-                    settings.idempotency_purge_interval_s,
-                    lambda: platform_jobs.purge_expired_records_once(db, settings),
-                )
-            ),
+        # (name, seconds between runs, one run); an interval of 0 turns a job off (the tests run them themselves).
+        periodic = [
+            ("expire-holds", settings.hold_expiry_interval_s, lambda: ledger_jobs.expire_holds_once(db, settings)),
+            ("purge-expired-records", settings.idempotency_purge_interval_s,
+             lambda: platform_jobs.purge_expired_records_once(db, settings)),
+            ("settlement-end-of-day", settings.settlement_end_of_day_interval_s,
+             lambda: settlement_jobs.end_of_day_once(db, app.state.antifraud, settings)),
+            ("bank-statement-poll", settings.bank_poll_interval_s,
+             lambda: settlement_jobs.poll_statement_once(db, app.state.bank, settings)),
+            ("withdrawal-submission", settings.withdrawal_submit_interval_s,
+             lambda: settlement_jobs.submit_withdrawals_once(db, app.state.bank, settings)),
+            ("issuance-deadlines", settings.issuance_job_interval_s,
+             lambda: issuance_jobs.deadlines_once(db, app.state.trading_platforms, settings)),
+            ("notice-delivery", settings.notice_delivery_interval_s, reconciliation.deliver),
         ]
-        if settings.settlement_end_of_day_interval_s > 0:
-            jobs.append(asyncio.create_task(run_periodically(
-                "settlement-end-of-day", settings.settlement_end_of_day_interval_s,
-                lambda: settlement_jobs.end_of_day_once(db, app.state.antifraud, settings),
-            )))
-        if settings.bank_poll_interval_s > 0:
-            jobs.append(asyncio.create_task(run_periodically(
-                "bank-statement-poll", settings.bank_poll_interval_s,
-                lambda: settlement_jobs.poll_statement_once(db, app.state.bank, settings),
-            )))
-        if settings.withdrawal_submit_interval_s > 0:
-            jobs.append(asyncio.create_task(run_periodically(
-                "withdrawal-submission", settings.withdrawal_submit_interval_s,
-                lambda: settlement_jobs.submit_withdrawals_once(db, app.state.bank, settings),
-            )))
-        if settings.issuance_job_interval_s > 0:
-            jobs.append(asyncio.create_task(run_periodically(
-                "issuance-deadlines", settings.issuance_job_interval_s,
-                lambda: issuance_jobs.deadlines_once(db, app.state.trading_platforms, settings),
-            )))
+        jobs = [
+            asyncio.create_task(run_periodically(name, interval_s, work))
+            for name, interval_s, work in periodic if interval_s > 0
+        ]
         if settings.chain_mirror_enabled:
             jobs.append(asyncio.create_task(custody_jobs.run_mirror(app.state.mirror)))
-        if settings.notice_delivery_interval_s > 0:
-            jobs.append(asyncio.create_task(run_periodically(
-                "notice-delivery", settings.notice_delivery_interval_s, reconciliation.deliver,
-            )))
         # Days missed while the platform was down are reconciled in the background, then the schedule runs.
         jobs.append(asyncio.create_task(reconciliation.catch_up_quietly()))
         scheduler = reconciliation_jobs.start_scheduler(reconciliation)
