@@ -18,7 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from babel import Locale
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -140,8 +139,3 @@ def instant(moment: datetime | str | None, zone: str) -> str:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return format_datetime(moment, format="medium", tzinfo=ZoneInfo(zone), locale=_current.get().locale)
-
-
-def display_name(code: str) -> str:
-    """The name of language `code` in the current language (for `lang` attributes and labels)."""
-    return Locale.parse(LANGUAGES[code].locale).get_display_name(_current.get().locale) or code

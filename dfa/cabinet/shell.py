@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request, Response, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.cabinet.i18n import gettext as _
 from dfa.cabinet.pages import STYLESHEET, STYLESHEET_CACHE, FormState, PageRoute, page
@@ -20,6 +21,7 @@ from dfa.platform.errors import DomainError
 from dfa.platform.identity.errors import CsrfTokenInvalid
 from dfa.platform.identity.guard import SESSION_COOKIE, authenticate, set_session_cookie
 from dfa.platform.identity.service import users
+from dfa.platform.settings import Settings
 from dfa.platform.web import STATUS_OF_CATEGORY, KeysDep, SessionDep, SettingsDep
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -85,18 +87,10 @@ async def sign_in(
             settings=settings, keys=keys,
         )
     except DomainError as refusal:
-        # Answered, not raised: the transaction commits with the failure counted (as the API's sign-in does).
-        if refusal.security_event is not None:
-            await audit.record(session, **refusal.security_event)
-        return page(
-            request, "sign_in.html", principal=None, status_code=STATUS_OF_CATEGORY[refusal.category], next=target,
-            login=login, refused=FormState("sign-in", login, _(refusal.title)),
-        )
+        return await _refused(request, session, refusal, target=target, login=login)
     if isinstance(result, users.EnrolmentRequired):
         return page(request, "enrol.html", principal=None, next=target, enrolment=result, refused=None)
-    response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
-    set_session_cookie(response, result, settings)
-    return response
+    return _signed_in(result, target=target, settings=settings)
 
 
 @router.post("/sign-in/second-factor")
@@ -113,12 +107,24 @@ async def enrol_second_factor(
             session, enrolment_token=enrolment_token, one_time_code=one_time_code, settings=settings, keys=keys
         )
     except DomainError as refusal:
-        if refusal.security_event is not None:
-            await audit.record(session, **refusal.security_event)
-        return page(
-            request, "sign_in.html", principal=None, status_code=STATUS_OF_CATEGORY[refusal.category], next=target,
-            login="", refused=FormState("sign-in", "", _(refusal.title)),
-        )
+        return await _refused(request, session, refusal, target=target, login="")
+    return _signed_in(signed_in, target=target, settings=settings)
+
+
+async def _refused(
+    request: Request, session: AsyncSession, refusal: DomainError, *, target: str, login: str
+) -> Response:
+    """The sign-in form again with the reason beside it. Answered, not raised: the transaction commits with the
+    failure counted (as the API's sign-in does)."""
+    if refusal.security_event is not None:
+        await audit.record(session, **refusal.security_event)
+    return page(
+        request, "sign_in.html", principal=None, status_code=STATUS_OF_CATEGORY[refusal.category], next=target,
+        login=login, refused=FormState("sign-in", login, _(refusal.title)),
+    )
+
+
+def _signed_in(signed_in: users.SignedIn, *, target: str, settings: Settings) -> Response:
     response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
     set_session_cookie(response, signed_in, settings)
     return response
