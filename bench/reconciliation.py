@@ -47,6 +47,11 @@ TRANSFER_BATCH = 5_000  # transfers per transaction
 EMISSIONS_PER_TRANSACTION = 10
 
 
+def kept_value(units: int) -> int:
+    """What the custodian values an emission's asset at: twice the emission's nominal volume."""
+    return units * NOMINAL * 2
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -77,7 +82,7 @@ async def seed_emission(
 ) -> tuple[int, int]:
     """One registered emission of a new issuer backed by a kept asset; (asset id, issuer's available account)."""
     reference = f"WR-B-{n:06d}-{uuid.uuid4().hex[:8].upper()}"
-    custodian.keep(CUSTODIAN, reference, quantity=1_000, unit="t", market_value=units * NOMINAL * 2)
+    custodian.keep(CUSTODIAN, reference, quantity=1_000, unit="t", market_value=kept_value(units))
     issuer = await parties.create_party(
         session, kind="legal_entity", name=f"Bench Issuer {n}", identifier=identifier, resident=True,
         settings=settings,
@@ -180,8 +185,9 @@ async def keep_seeded_assets(database: Database, custodian: CustodianSimulator, 
             "SELECT custodian_reference FROM issuance_underlying_assets WHERE custodian = :c"
         ), {"c": CUSTODIAN})).scalars()
         for reference in references:
-            custodian.keep(CUSTODIAN, reference, quantity=1_000, unit="t",
-                           market_value=holders * UNITS_PER_HOLDER * NOMINAL * 2)
+            custodian.keep(
+                CUSTODIAN, reference, quantity=1_000, unit="t", market_value=kept_value(holders * UNITS_PER_HOLDER)
+            )
 
 
 async def report_counts(database: Database, report_id: int) -> dict:

@@ -296,7 +296,7 @@ def _leaf_nodes(fields: Iterable[tuple[int, int, bytes]], context: bytes) -> Ite
             _require(_leaf_problem(account_id, quantity, nonce))
             raise ValueError("leaves must be in strictly ascending account id order")
         previous_account_id = account_id
-        yield hashlib.sha256(prefix + _LEAF_FIELDS.pack(account_id, quantity, nonce)).digest(), quantity
+        yield _leaf_node(prefix, account_id, quantity, nonce)
 
 
 def _streamed_root(nodes: Iterable[_Node]) -> tuple[_Node | None, int]:
