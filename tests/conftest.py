@@ -77,19 +77,22 @@ def url_of(database_url: str, name: str) -> str:
     return make_url(database_url).set(database=name).render_as_string(hide_password=False)
 
 
+async def outside_transaction(database: Database, statement: str) -> None:
+    """Run `statement` on the test server outside any transaction (CREATE DATABASE and DROP DATABASE need that)."""
+    async with database.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(text(statement))
+
+
 @pytest.fixture
 async def fresh_database(database: Database, database_url: str) -> AsyncIterator[str]:
     """The URL of a new, empty database on the test server; dropped at the end."""
     name = f"dfa_fresh_{uuid.uuid4().hex[:12]}"
-    async with database.engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text(f'CREATE DATABASE "{name}"'))
+    await outside_transaction(database, f'CREATE DATABASE "{name}"')
     try:
         yield url_of(database_url, name)
     finally:
-        async with database.engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        await outside_transaction(database, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""Real HTTP servers for tests: a free port, and an ASGI app served by uvicorn in a thread."""
+"""Real HTTP servers for tests: a free port, an ASGI app served by uvicorn in a thread, and an HTTP client of a
+served simulator."""
 
 import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import uvicorn
 
@@ -32,3 +34,23 @@ def served(app, *, lifespan: str = "off") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def reset_party(simulator: Any) -> None:
+    """A simulated party as a test should find it: up, answering at once, remembering no earlier request or notice."""
+    simulator.down = False
+    simulator.latency_s = 0.0
+    simulator.requests.clear()
+    if hasattr(simulator, "notices"):
+        simulator.notices.clear()
+
+
+@contextlib.asynccontextmanager
+async def client_of(simulator: Any, client: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """(`client`, `simulator`) for one test: the served simulator reset before and after, the client closed after."""
+    reset_party(simulator)
+    try:
+        yield client, simulator
+    finally:
+        await client.aclose()
+        reset_party(simulator)

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import text
 
 from dfa.custody.chain import Chain, in_process_chain, rpc_chain
 from dfa.custody.service.mirror import Mirror
@@ -17,15 +16,13 @@ from dfa.custody.vault import AesKek, KeyRing, Vault
 from dfa.platform.database import Database, run_migrations
 from dfa.platform.settings import Settings
 from tests.anvil import AnvilNode, TcpProxy, anvil_binary
-from tests.conftest import url_of
+from tests.conftest import outside_transaction, url_of
 
 
 @pytest.fixture(scope="session")
 async def chain_database(database: Database, database_url: str, settings: Settings) -> AsyncIterator[Database]:
     name = f"dfa_custody_{uuid.uuid4().hex[:8]}"
-    async with database.engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text(f'CREATE DATABASE "{name}"'))
+    await outside_transaction(database, f'CREATE DATABASE "{name}"')
     url = url_of(database_url, name)
     await asyncio.to_thread(run_migrations, url)
     db = Database.from_url(url, settings)

@@ -33,7 +33,7 @@ from dfa.platform.database import Database, run_migrations
 from dfa.platform.identity.crypto import Keys
 from dfa.platform.identity.service import users
 from dfa.platform.settings import Settings
-from tests.conftest import url_of
+from tests.conftest import outside_transaction, url_of
 from tests.factories import make_account, make_asset, make_party
 
 RECEIVER = "Successor DFA Operator LLP"
@@ -45,9 +45,7 @@ STATEMENT = b"REQ-66: the receiving operator controls this address"
 async def migrated_database(database: Database, database_url: str, settings: Settings) -> AsyncIterator[Database]:
     """A new database on the test server, migrated to head; dropped at the end."""
     name = f"dfa_handover_{uuid.uuid4().hex[:12]}"
-    async with database.engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text(f'CREATE DATABASE "{name}"'))
+    await outside_transaction(database, f'CREATE DATABASE "{name}"')
     url = url_of(database_url, name)
     db = Database.from_url(url, settings)
     try:
@@ -55,9 +53,7 @@ async def migrated_database(database: Database, database_url: str, settings: Set
         yield db
     finally:
         await db.dispose()
-        async with database.engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        await outside_transaction(database, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @dataclass

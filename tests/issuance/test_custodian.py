@@ -19,18 +19,11 @@ from dfa.issuance.custodian import (
 from dfa.platform.errors import ExternalPartyUnavailable, InvariantViolation
 from dfa.platform.settings import Settings
 from tests.issuance.custodians import CUSTODIAN, kept, new_reference
-from tests.servers import free_port, served
+from tests.servers import client_of, free_port, served
 
 TOKEN = "custodian-test-token"
 TIMEOUT_S = 2.0
 SHORT_TIMEOUT_S = 0.1
-
-
-def _reset(simulator: CustodianSimulator) -> None:
-    simulator.down = False
-    simulator.latency_s = 0.0
-    simulator.requests.clear()
-    simulator.notices.clear()
 
 
 # The simulator --------------------------------------------------------------------------------------
@@ -132,13 +125,8 @@ def served_custodian() -> Iterator[tuple[CustodianSimulator, str]]:
 @pytest.fixture
 async def http_custodian(served_custodian) -> AsyncIterator[tuple[HttpCustodian, CustodianSimulator]]:
     simulator, url = served_custodian
-    _reset(simulator)
-    client = HttpCustodian(url, timeout_s=TIMEOUT_S, token=TOKEN)
-    try:
-        yield client, simulator
-    finally:
-        await client.aclose()
-        _reset(simulator)
+    async with client_of(simulator, HttpCustodian(url, timeout_s=TIMEOUT_S, token=TOKEN)) as pair:
+        yield pair
 
 
 async def test_the_http_client_gets_the_custodians_statement(http_custodian):

@@ -37,7 +37,7 @@ from dfa.platform.errors import ExternalPartyUnavailable, InvariantViolation
 from dfa.platform.identifiers import is_valid_identification_number
 from dfa.platform.logs import JsonFormatter
 from dfa.platform.settings import Settings
-from tests.servers import free_port, served
+from tests.servers import client_of, free_port, served
 
 TOKEN = "test-token"
 TIMEOUT_S = 2.0
@@ -77,12 +77,6 @@ REGISTRY_JSON = json.dumps(
         ]
     }
 )
-
-
-def _reset(simulator: AntiFraudSimulator | IdentificationCentreSimulator) -> None:
-    simulator.down = False
-    simulator.latency_s = 0.0
-    simulator.requests.clear()
 
 
 # Anti-fraud centre: the simulator ---------------------------------------------------------------
@@ -199,13 +193,8 @@ def served_centre() -> Iterator[tuple[AntiFraudSimulator, str]]:
 @pytest.fixture
 async def http_centre(served_centre) -> AsyncIterator[tuple[HttpAntiFraudCentre, AntiFraudSimulator]]:
     simulator, url = served_centre
-    _reset(simulator)
-    client = HttpAntiFraudCentre(url, timeout_s=TIMEOUT_S, token=TOKEN)
-    try:
-        yield client, simulator
-    finally:
-        await client.aclose()
-        _reset(simulator)
+    async with client_of(simulator, HttpAntiFraudCentre(url, timeout_s=TIMEOUT_S, token=TOKEN)) as pair:
+        yield pair
 
 
 @pytest.mark.parametrize(
@@ -475,13 +464,8 @@ def served_id_centre() -> Iterator[tuple[IdentificationCentreSimulator, str]]:
 @pytest.fixture
 async def http_id_centre(served_id_centre) -> AsyncIterator[tuple[HttpIdentificationCentre, IdentificationCentreSimulator]]:
     simulator, url = served_id_centre
-    _reset(simulator)
-    client = HttpIdentificationCentre(url, timeout_s=TIMEOUT_S, token=TOKEN)
-    try:
-        yield client, simulator
-    finally:
-        await client.aclose()
-        _reset(simulator)
+    async with client_of(simulator, HttpIdentificationCentre(url, timeout_s=TIMEOUT_S, token=TOKEN)) as pair:
+        yield pair
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from dfa.platform.adapters.national_bank import (
 )
 from dfa.platform.errors import ExternalPartyUnavailable
 from dfa.platform.settings import Settings
-from tests.servers import served
+from tests.servers import client_of, served
 
 TOKEN = "national-bank-test-token"
 TIMEOUT_S = 2.0
@@ -47,13 +47,6 @@ def notice(**changes: Any) -> tuple[str, dict[str, Any]]:
         **changes,
     }
     return notice_id, body
-
-
-def _reset(simulator: NationalBankSimulator) -> None:
-    simulator.down = False
-    simulator.latency_s = 0.0
-    simulator.notices.clear()
-    simulator.requests.clear()
 
 
 # The simulator --------------------------------------------------------------------------------------
@@ -177,13 +170,8 @@ def served_bank() -> Iterator[tuple[NationalBankSimulator, str]]:
 @pytest.fixture
 async def http_bank(served_bank) -> AsyncIterator[tuple[HttpNationalBank, NationalBankSimulator]]:
     simulator, url = served_bank
-    _reset(simulator)
-    client = HttpNationalBank(url, timeout_s=TIMEOUT_S, token=TOKEN)
-    try:
-        yield client, simulator
-    finally:
-        await client.aclose()
-        _reset(simulator)
+    async with client_of(simulator, HttpNationalBank(url, timeout_s=TIMEOUT_S, token=TOKEN)) as pair:
+        yield pair
 
 
 async def test_the_http_client_delivers_a_notice_and_gets_the_banks_receipt(http_bank):

@@ -9,7 +9,6 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
 
 from dfa.issuance.custodian import CustodianSimulator
 from dfa.issuance.models import Emission
@@ -24,7 +23,7 @@ from dfa.reconciliation.jobs import Reconciliation
 from dfa.reconciliation.service.runs import Counterparties
 from dfa.settlement.bank import BankSimulator
 from dfa.settlement.service import accounts
-from tests.conftest import url_of
+from tests.conftest import outside_transaction, url_of
 from tests.factories import make_party
 from tests.issuance.custodians import CUSTODIAN, new_reference
 from tests.issuance.factories import make_application, make_issuer
@@ -36,9 +35,7 @@ NOMINAL = 100_000  # 1,000.00 KZT a unit
 async def reconciliation_template(database: Database, database_url: str) -> str:
     """A migrated database the per-test databases are copied from."""
     name = f"dfa_reconciliation_template_{uuid.uuid4().hex[:8]}"
-    async with database.engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text(f'CREATE DATABASE "{name}"'))
+    await outside_transaction(database, f'CREATE DATABASE "{name}"')
     await asyncio.to_thread(run_migrations, url_of(database_url, name))
     return name
 
@@ -48,9 +45,7 @@ async def own_database(
     database: Database, database_url: str, reconciliation_template: str, settings: Settings
 ) -> AsyncIterator[Database]:
     name = f"dfa_reconciliation_{uuid.uuid4().hex[:12]}"
-    async with database.engine.connect() as connection:
-        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await autocommit.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{reconciliation_template}"'))
+    await outside_transaction(database, f'CREATE DATABASE "{name}" TEMPLATE "{reconciliation_template}"')
     db = Database.from_url(url_of(database_url, name), settings)
     async with db.unit_of_work() as session:
         await accounts.ensure_money(session, settings=settings)
@@ -58,9 +53,7 @@ async def own_database(
         yield db
     finally:
         await db.dispose()
-        async with database.engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            await autocommit.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        await outside_transaction(database, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @dataclass
