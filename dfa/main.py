@@ -8,8 +8,14 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from dfa import demo
+from dfa.cabinet.account import router as account_pages
+from dfa.cabinet.admin import router as admin_pages
 from dfa.cabinet.compliance import router as compliance_pages
+from dfa.cabinet.issuer import router as issuer_pages
+from dfa.cabinet.portfolio import router as portfolio_pages
+from dfa.cabinet.security_events import router as security_event_pages
 from dfa.cabinet.shell import router as shell_pages
+from dfa.cabinet.trading import router as trading_pages
 from dfa.custody import jobs as custody_jobs
 from dfa.custody.chain import chain_from_settings
 from dfa.custody.router import router as custody_router
@@ -169,6 +175,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(reconciliation_router)
     app.include_router(shell_pages)
     app.include_router(compliance_pages)
+    app.include_router(security_event_pages)
+    app.include_router(portfolio_pages)
+    app.include_router(trading_pages)
+    app.include_router(account_pages)
+    app.include_router(issuer_pages)
+    app.include_router(admin_pages)
     build_openapi = app.openapi
 
     def openapi() -> dict:

@@ -44,6 +44,9 @@ STYLESHEET_CACHE = "public, max-age=31536000, immutable"
 SIGN_IN_PATH = "/sign-in"
 
 STAFF_READERS = frozenset({Role.COMPLIANCE_OFFICER, Role.OPERATOR_ADMIN, Role.AUDITOR})
+INVESTORS = frozenset({Role.INVESTOR})
+ISSUERS = frozenset({Role.ISSUER})
+EVERYONE = frozenset(Role)
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,21 @@ class NavItem:
 
 # The cabinet's sections, each shown to the roles that may open it.
 NAV = (
+    NavItem("Portfolio", "/portfolio", INVESTORS),
+    NavItem("Catalogue", "/catalogue", EVERYONE),
+    NavItem("Orders", "/orders", INVESTORS),
+    NavItem("Trades", "/trades", INVESTORS),
+    NavItem("Money", "/money", INVESTORS),
+    NavItem("Statements", "/statements", INVESTORS),
+    NavItem("Applications", "/issuer/applications", ISSUERS),
+    NavItem("Emissions", "/issuer/emissions", ISSUERS),
     NavItem("Reports", "/compliance/reports", STAFF_READERS),
     NavItem("Open breaches", "/compliance/breaches", STAFF_READERS),
+    NavItem("Security events", "/compliance/security-events", frozenset({Role.COMPLIANCE_OFFICER, Role.AUDITOR})),
+    NavItem("Bank statement lines", "/admin/bank-lines", frozenset({Role.OPERATOR_ADMIN})),
+    NavItem("Users", "/admin/users", frozenset({Role.OPERATOR_ADMIN})),
+    NavItem("Calendar", "/admin/calendar", frozenset({Role.OPERATOR_ADMIN})),
+    NavItem("Account", "/account", EVERYONE),
 )
 
 templates = Environment(

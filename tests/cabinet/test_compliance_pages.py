@@ -15,17 +15,11 @@ from dfa.reconciliation.service import reports, runs
 from tests.http import PROBLEM, problem_slug
 from tests.issuance.custodians import kept, make_underlying_asset
 from tests.issuance.factories import make_emission, make_issuer
+from tests.pages import PAGE_HEADERS, csrf_token_of, text_of
 
 READERS = ("compliance_officer", "operator_admin", "auditor")
 OUTSIDERS = ("investor", "issuer")
 ISSUER_NAME = "ТОО «Астық Қоймасы»"
-PAGE_HEADERS = {
-    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "same-origin",
-    "cache-control": "no-store",
-}
 
 
 @dataclass(frozen=True)
@@ -71,14 +65,6 @@ def officer_form(server_url, users) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server_url, timeout=30, headers={"Cookie": cookie}) as client:
         yield client
 
-
-def csrf_token_of(page: httpx.Response) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
-
-
-def text_of(page: httpx.Response) -> str:
-    """The page's text without markup, entities decoded and whitespace collapsed: what a reader reads."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page.text)).split())
 
 
 def breach_row(page: httpx.Response, breach_id: int) -> str:

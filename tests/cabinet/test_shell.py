@@ -11,8 +11,7 @@ import pytest
 
 from dfa.cabinet import i18n
 from tests.identity import PASSWORD, create_user
-
-BROWSER = {"Accept": "text/html,application/xhtml+xml"}
+from tests.pages import BROWSER
 
 
 @pytest.fixture
