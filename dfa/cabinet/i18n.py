@@ -21,7 +21,9 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import NumberFormatError, format_currency, format_decimal, parse_decimal
+
+from dfa.platform.types import BIGINT_MAX
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGE_COOKIE = "dfa_lang"
@@ -114,6 +116,22 @@ def tenge(tiyn: int | None) -> str:
     if tiyn is None:
         return NOTHING
     return format_decimal(Decimal(tiyn).scaleb(-2), format="#,##0.00", locale=_current.get().locale)
+
+
+def parse_tiyn(text: str) -> int | None:
+    """An amount of tenge as a visitor typed it in their language ("1 234,56", "1,234.56", "1234.5"), in tiyn;
+    None unless it is a positive amount to the tiyn at most, written in ASCII digits, that fits a bigint."""
+    cleaned = "".join(text.split()).removesuffix("₸").removesuffix("KZT")
+    if not cleaned or cleaned.strip("0123456789.,"):
+        return None
+    try:
+        amount = parse_decimal(cleaned, locale=_current.get().locale, strict=True)
+    except NumberFormatError:
+        return None
+    if not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -2:  # type: ignore[operator]
+        return None
+    tiyn = int(amount.scaleb(2))
+    return tiyn if tiyn <= BIGINT_MAX else None
 
 
 def units(quantity: int | None) -> str:

@@ -164,3 +164,20 @@ def test_amounts_quantities_and_dates_are_written_as_each_language_writes_them(c
         assert _plain(i18n.day(date(2026, 11, 21))) == day
         assert i18n.kzt(None) == i18n.units(None) == "—"
         assert "2026" in i18n.instant(datetime(2026, 11, 21, 12, tzinfo=UTC), "Asia/Almaty")
+
+
+@pytest.mark.parametrize(("code", "typed", "tiyn"), [
+    ("en", "1,234.56", 123_456), ("ru", "1 234,56", 123_456), ("kk", "1\xa0234,5 ₸", 123_450), ("en", "0.01", 1),
+    ("en", "92233720368547758.07", 2**63 - 1),
+])
+def test_an_amount_is_read_as_the_visitor_writes_it_in_their_language(code, typed, tiyn):
+    with i18n.speaking(i18n.LANGUAGES[code]):
+        assert i18n.parse_tiyn(typed) == tiyn
+
+
+@pytest.mark.parametrize("typed", [
+    "", "0", "-5", "1e3", "NaN", "Infinity", "12.345", "١٢٣", "１２３", "92233720368547758.08", "12 abc", "1,234.56",
+])
+def test_an_amount_that_is_not_a_positive_sum_to_the_tiyn_is_not_read(typed):
+    with i18n.speaking(i18n.LANGUAGES["ru"]):
+        assert i18n.parse_tiyn(typed) is None
