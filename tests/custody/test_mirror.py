@@ -1,5 +1,6 @@
 """The EVM mirror: every change to an emission's holdings reaches its token contract exactly once."""
 
+import asyncio
 import uuid
 
 import pytest
@@ -257,6 +258,16 @@ async def test_a_chain_that_restarted_empty_is_rebuilt_from_the_ledger(chain_dat
     await _move(chain_database, b.id, a.id, 1)
     await fresh.drain()
     await _assert_in_sync(fresh, asset.id)
+
+
+async def test_the_mirror_and_a_comparison_starting_it_at_once_start_it_once(chain_database: Database, mirror: Mirror):
+    """A platform starts its mirror and, at the same moment, a reconciliation compares the chain with the ledger."""
+    asset, _, (a, b) = await _emission(chain_database)
+    await _move(chain_database, a.id, b.id, 3)
+
+    await asyncio.gather(mirror.drain(), mirror.compare(), mirror.compare())
+
+    await _assert_in_sync(mirror, asset.id)
 
 
 async def test_a_movement_rolled_back_on_the_ledger_never_reaches_the_outbox(chain_database: Database, mirror: Mirror):

@@ -111,6 +111,9 @@ class Mirror:
         self._sender: str | None = None
         self._ready = False
         self._genesis: str | None = None
+        # A pass of the mirror's loop and a reconciliation's comparison take turns: both start the mirror, derive
+        # addresses and read the sender, and a comparison's snapshot would fail on rows a pass changed meanwhile.
+        self._turn = asyncio.Lock()
         # Addresses of ledger accounts (by owner and kind) already committed; an address never changes.
         self._addresses: dict[tuple[str, str], str | None] = {}
 
@@ -464,12 +467,13 @@ class Mirror:
 
     async def run_once(self) -> Pass:
         """One pass of every step. Raises ChainUnavailable (the caller backs off)."""
-        await self._start()
-        done = Pass()
-        done.prepared = await self.prepare()
-        done.signed = await self.sign()
-        done.sent = await self.send()
-        done.confirmed, done.superseded = await self.confirm()
+        async with self._turn:
+            await self._start()
+            done = Pass()
+            done.prepared = await self.prepare()
+            done.signed = await self.sign()
+            done.sent = await self.send()
+            done.confirmed, done.superseded = await self.confirm()
         return done
 
     async def drain(self, *, max_passes: int = 1000) -> None:
@@ -506,20 +510,21 @@ class Mirror:
         outbox, batches the token has not reached) is taken out of the ledger side, so the answer
         is exact under load: any difference is a real one. Raises ChainUnavailable.
         """
-        await self._start()
-        block = await self.chain.block_number()
-        async with self.database.unit_of_work() as session:
-            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            context = await self._context(session)
-            all_ids = await ledger.dfa_asset_ids(session)
-            if asset_id is not None and asset_id not in all_ids:
-                raise TokenNotFound(f"asset {asset_id} is not an emission: it has no token contract")
-            asset_ids = [asset_id] if asset_id is not None else all_ids
-            pending = await self._pending_ops(session, context, asset_ids)
-            results = []
-            for current in asset_ids:
-                results.append(await self._compare_one(session, context, current, block, pending.get(current, [])))
-        return results
+        async with self._turn:
+            await self._start()
+            block = await self.chain.block_number()
+            async with self.database.unit_of_work() as session:
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                context = await self._context(session)
+                all_ids = await ledger.dfa_asset_ids(session)
+                if asset_id is not None and asset_id not in all_ids:
+                    raise TokenNotFound(f"asset {asset_id} is not an emission: it has no token contract")
+                asset_ids = [asset_id] if asset_id is not None else all_ids
+                pending = await self._pending_ops(session, context, asset_ids)
+                results = []
+                for current in asset_ids:
+                    results.append(await self._compare_one(session, context, current, block, pending.get(current, [])))
+            return results
 
     async def _pending_ops(
         self, session: AsyncSession, context: _Context, asset_ids: list[int]
