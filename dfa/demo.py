@@ -1,6 +1,6 @@
-"""Demo data for a fresh development platform: identified investors, an onboarded issuer whose emission
-was certified, registered and placed, resting orders, and one staff user of each role. Development
-only: refused in production.
+"""Demo data for a fresh development platform: identified investors who paid their money in through the bank
+(a bank statement credited them), an onboarded issuer whose emission was certified, registered and placed,
+resting orders, and one staff user of each role. Development only: refused in production.
 
 Deterministic ids and logins make seeding idempotent: running it twice changes nothing the second time.
 """
@@ -16,15 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dfa.issuance import errors as issuance_errors
 from dfa.issuance.custodian import DEMO_GRAIN, Custodian
 from dfa.issuance.service import applications, issuers, placement, underlying
-from dfa.ledger import service as ledger
 from dfa.platform.adapters.antifraud import AntiFraudCentre
 from dfa.platform.identity import errors as identity_errors
 from dfa.platform.identity.crypto import Keys
 from dfa.platform.identity.models import Party
 from dfa.platform.identity.service import parties, users
 from dfa.platform.settings import Settings
+from dfa.reconciliation.jobs import Reconciliation
+from dfa.settlement.bank import Bank, BankSimulator
+from dfa.settlement.iban import compute_check_digits
 from dfa.settlement.service import accounts as settlement_accounts
-from dfa.settlement.service import orders
+from dfa.settlement.service import cash, orders
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ INVESTORS = [
     ("daniyar", "Daniyar Serikovich Akhmetov", "850202300014"),
     ("madina", "Madina Yerlanovna Kassymova", "920712400019"),
 ]
+# What each investor pays in from their own bank account (its BBAN at a Kazakhstan bank), in tiyn.
+DEPOSITS = [("722S000012345001", 5_000_000_00), ("601A000098765002", 5_000_000_00), ("914K000055500003", 1_000_000_00)]
 ISSUER = ("steppe-grain", "Steppe Grain LLP", "190840000005")
 STAFF = [
     ("compliance", "compliance_officer", "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXA"),
@@ -80,7 +84,7 @@ async def _user(session: AsyncSession, *, login: str, roles: list[str], party_id
 
 
 async def seed(
-    session: AsyncSession, *, settings: Settings, keys: Keys, custodian: Custodian, centre: AntiFraudCentre
+    session: AsyncSession, *, settings: Settings, keys: Keys, custodian: Custodian, centre: AntiFraudCentre, bank: Bank
 ) -> bool:
     """Seed the demo data unless it is there; returns whether anything was written."""
     _refuse_in_production(settings)
@@ -105,15 +109,32 @@ async def seed(
     except issuance_errors.IssuerNotFound:
         pass
     await settlement_accounts.ensure_money(session, settings=settings)
-    client_money = await settlement_accounts.operator_account(session, kind="client_money", settings=settings)
-    for party in investors[:2]:
-        cash = await settlement_accounts.holder_account(session, party_id=party.id, asset_code="KZT", settings=settings)
-        deposit = ledger.TransferSpec(demo_id(f"deposit-{party.id}"), client_money.id, cash.id, 5_000_000_00, reference="bank deposit")
-        await ledger.post_transfer(session, transfer=deposit)
+    await _paid_in(session, investors=investors, bank=bank, settings=settings)
     emission = await _registered_emission(session, issuer=issuer, custodian=custodian, settings=settings)
     if emission is not None:
         await _placed(session, emission=emission, investors=investors[:2], centre=centre, settings=settings)
     return True
+
+
+async def _paid_in(session: AsyncSession, *, investors: list[Party], bank: Bank, settings: Settings) -> None:
+    """Each investor registers their own bank account and pays in from it, quoting their payment reference; the
+    day's bank statement is imported as the poller would, which credits them and proves their accounts theirs.
+    Only a simulated bank can be paid into: with a real one the investors start without money."""
+    if not isinstance(bank, BankSimulator):
+        log.warning("the demo investors pay in only at the simulated bank; they start without money")
+        return
+    client_money = settings.operator_client_money_iban
+    if bank.balance_tiyn(client_money) > 0:
+        return  # paid in before, and the statement imported by the poller since
+    today = parties.local_today(settings)
+    for party, (bban, amount) in zip(investors, DEPOSITS, strict=True):
+        iban = f"KZ{compute_check_digits('KZ', bban)}{bban}"
+        await cash.register_bank_account(
+            session, party_id=party.id, iban=iban, holder_name=party.name, actor="system", settings=settings
+        )
+        reference = await cash.payment_reference(session, party_id=party.id, settings=settings)
+        bank.credit_incoming(client_money, amount, reference.reference, party.name, iban, today)
+    await cash.fetch_statement(session, bank=bank, day=today, actor="system", settings=settings)
 
 
 async def _registered_emission(session: AsyncSession, *, issuer: Party, custodian: Custodian, settings: Settings):
@@ -172,6 +193,15 @@ async def _placed(session: AsyncSession, *, emission, investors: list[Party], ce
             session, order_id=demo_id(f"order-{side}"), party_id=party.id, base=emission.registration_number,
             side=side, price=price, quantity=100, actor="system", centre=centre, settings=settings,
         )
+
+
+async def first_report(reconciliation: Reconciliation, settings: Settings) -> None:
+    """Today's reconciliation report, for a freshly seeded platform to show its compliance pages with. A failure
+    is logged and recorded with its run, never fatal to the start."""
+    try:
+        await reconciliation.run(parties.local_today(settings), trigger="command", requested_by="demo data")
+    except Exception:
+        log.exception("the demo's first reconciliation failed")
 
 
 def print_logins(settings: Settings) -> None:

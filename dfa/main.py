@@ -84,13 +84,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         async with db.unit_of_work() as session:
             await wallets.ensure_segment_wallets(session, app.state.vault, settings=settings)
             await settlement_accounts.ensure_money(session, settings=settings)
+        # Days missed while the platform was down are reconciled in the background, then the schedule runs.
+        first_runs = [reconciliation.catch_up_quietly()]
         if settings.demo_data:
             async with db.unit_of_work() as session:
                 if await demo.seed(
                     session, settings=settings, keys=app.state.keys, custodian=app.state.custodian,
-                    centre=app.state.antifraud,
+                    centre=app.state.antifraud, bank=app.state.bank,
                 ):
                     log.info("demo data seeded")
+                    first_runs.append(demo.first_report(reconciliation, settings))
             demo.print_logins(settings)
         # (name, seconds between runs, one run); an interval of 0 turns a job off (the tests run them themselves).
         periodic = [
@@ -113,8 +116,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         ]
         if settings.chain_mirror_enabled:
             jobs.append(asyncio.create_task(custody_jobs.run_mirror(app.state.mirror)))
-        # Days missed while the platform was down are reconciled in the background, then the schedule runs.
-        jobs.append(asyncio.create_task(reconciliation.catch_up_quietly()))
+        jobs.extend(asyncio.create_task(run) for run in first_runs)
         scheduler = reconciliation_jobs.start_scheduler(reconciliation)
         try:
             yield

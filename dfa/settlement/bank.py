@@ -11,13 +11,16 @@ The bank's answer about money has two outcomes only, as with every external part
 is an unknown account (`BankAccountUnknown`).
 """
 
+import json
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Literal, Protocol
 from xml.etree import ElementTree as ET
 
@@ -322,6 +325,9 @@ class BankSimulator(SimulatedParty):
     `down` and `latency_s` (against `timeout_s`, the caller's timeout) make its methods raise
     ExternalPartyUnavailable as the HTTP client would. `requests` keeps the newest `requests_kept`
     requests, oldest first. Safe to use from the test's thread while `simulator_app` serves it.
+
+    With a `books` file it keeps its accounts there, written whole after every booking, so a development
+    platform restarted finds the money its clients paid in still at the bank; without one it forgets.
     """
 
     party = PARTY
@@ -334,6 +340,7 @@ class BankSimulator(SimulatedParty):
         timeout_s: float | None = None,
         requests_kept: int = 1_000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        books: Path | None = None,
     ) -> None:
         super().__init__(timeout_s=timeout_s, requests_kept=requests_kept)
         self.bic = bic
@@ -343,13 +350,18 @@ class BankSimulator(SimulatedParty):
         self._acceptances: dict[tuple[str, str], _Acceptance] = {}
         self._entries_booked = 0
         self._lock = threading.Lock()
+        self._books = books
+        if books is not None and books.exists():
+            self._restore(json.loads(books.read_text(encoding="utf-8")))
 
     def open_account(self, iban: str, *, owner_name: str) -> str:
         """Open an empty account (idempotent); returns its IBAN in electronic form. Raises InvalidIban."""
         account_iban = validate_kazakh_iban(iban)
         invariant(0 < len(owner_name) <= ACCOUNT_OWNER_NAME_MAX_LENGTH, "an account owner's name has 1 to 140 chars")
         with self._lock:
-            self._accounts.setdefault(account_iban, _Account(account_iban, owner_name))
+            if account_iban not in self._accounts:
+                self._accounts[account_iban] = _Account(account_iban, owner_name)
+                self._keep_books()
         return account_iban
 
     def balance_tiyn(self, account_iban: str) -> int:
@@ -388,6 +400,7 @@ class BankSimulator(SimulatedParty):
                 counterparty_iban="".join(counterparty_iban.split()).upper(),
             )
             account.entries.append(BookedEntry(line))
+            self._keep_books()
         log.info("incoming payment booked", extra={"account": mask_identifier(account.iban), "amount": amount_tiyn})
         return line.entry_reference
 
@@ -498,7 +511,46 @@ class BankSimulator(SimulatedParty):
             ))
         acceptance_id = f"ACC-{uuid.uuid4().hex}"
         self._acceptances[(debtor_iban, message_id)] = _Acceptance(acceptance_id, content)
+        self._keep_books()
         return acceptance_id, False
+
+    def _keep_books(self) -> None:
+        """Write the accounts, entries and acceptances whole to the books file (under the lock), replacing the
+        old file at once: a crash leaves the old books or the new, never half of either."""
+        if self._books is None:
+            return
+        state = {
+            "entries_booked": self._entries_booked,
+            "accounts": [
+                {"iban": a.iban, "owner_name": a.owner_name, "entries": [asdict(e) for e in a.entries]}
+                for a in self._accounts.values()
+            ],
+            "acceptances": [
+                {"message_id": message_id, "acceptance_id": a.acceptance_id, "debtor_iban": a.content[0],
+                 "execution_date": a.content[1], "orders": [asdict(order) for order in a.content[2]]}
+                for (_, message_id), a in self._acceptances.items()
+            ],
+        }
+        written = self._books.with_name(self._books.name + ".new")
+        written.parent.mkdir(parents=True, exist_ok=True)
+        written.write_text(json.dumps(state, default=date.isoformat), encoding="utf-8")
+        os.replace(written, self._books)
+
+    def _restore(self, state: dict) -> None:
+        def line_of(fields: dict) -> StatementLine:
+            return StatementLine(**{
+                **fields, "booking_date": date.fromisoformat(fields["booking_date"]),
+                "value_date": fields["value_date"] and date.fromisoformat(fields["value_date"]),
+            })
+
+        self._entries_booked = state["entries_booked"]
+        for kept in state["accounts"]:
+            entries = [BookedEntry(line_of(e["line"]), e["end_to_end_id"]) for e in kept["entries"]]
+            self._accounts[kept["iban"]] = _Account(kept["iban"], kept["owner_name"], entries)
+        for kept in state["acceptances"]:
+            content = (kept["debtor_iban"], date.fromisoformat(kept["execution_date"]),
+                       tuple(PaymentOrder(**order) for order in kept["orders"]))
+            self._acceptances[(kept["debtor_iban"], kept["message_id"])] = _Acceptance(kept["acceptance_id"], content)
 
     def _account(self, iban: str) -> _Account:
         account = self._accounts.get(iban)
@@ -602,7 +654,7 @@ def _refusal_response(status: int, code: str, reason: str) -> JSONResponse:
 
 def bank_from_settings(settings: Settings) -> Bank:
     """The bank at `bank_url`, or — outside production only — a simulator keeping the operator's
-    client-money account (empty until `credit_incoming` books into it).
+    client-money account (empty until `credit_incoming` books into it) in `data_dir`'s bank-simulator.json.
 
     Raises ValueError in production without `bank_url` (a simulated bank would report money that does
     not exist), or when `operator_client_money_iban` is not a valid Kazakhstan IBAN.
@@ -616,6 +668,9 @@ def bank_from_settings(settings: Settings) -> Bank:
         return HttpBank(settings.bank_url, timeout_s=settings.external_timeout_s, token=token)
     if settings.environment == "production":
         raise ValueError("bank_url is required in production; the bank simulator is for development")
-    simulator = BankSimulator(bic=settings.operator_bank_bic, timeout_s=settings.external_timeout_s)
+    simulator = BankSimulator(
+        bic=settings.operator_bank_bic, timeout_s=settings.external_timeout_s,
+        books=settings.data_dir / "bank-simulator.json",
+    )
     simulator.open_account(client_money_iban, owner_name=settings.operator_name[:ACCOUNT_OWNER_NAME_MAX_LENGTH])
     return simulator

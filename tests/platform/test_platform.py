@@ -26,6 +26,8 @@ from dfa.platform.identifiers import is_valid_identification_number
 from dfa.platform.identity.crypto import Keys
 from dfa.platform.identity.service import parties
 from dfa.platform.logs import JsonFormatter, request_id_var
+from dfa.settlement.bank import bank_from_settings
+from dfa.settlement.service import cash
 from tests.factories import new_asset_code, new_identifier
 
 
@@ -134,10 +136,18 @@ async def test_demo_data_seeds_once_and_its_ledger_verifies(session, settings):
     await session.execute(text("UPDATE ledger_assets SET code = code || '-X' WHERE code = 'KZT'"))
     keys = Keys.load(settings)
 
-    adapters = {"custodian": demo_custodian(), "centre": AntiFraudSimulator(WatchList(()))}
+    bank = bank_from_settings(demo_settings)
+    adapters = {"custodian": demo_custodian(), "centre": AntiFraudSimulator(WatchList(())), "bank": bank}
 
     assert await demo.seed(session, settings=demo_settings, keys=keys, **adapters) is True
     assert await demo.seed(session, settings=demo_settings, keys=keys, **adapters) is False
+    # The investors paid in at the bank, and the day's statement credited them: the bank holds what they own.
+    paid_in = sum(amount for _, amount in demo.DEPOSITS)
+    assert bank.balance_tiyn(demo_settings.operator_client_money_iban) == paid_in
+    for _, _, iin in demo.INVESTORS:
+        party = await parties.party_by_identifier(session, iin)
+        [account] = await cash.list_bank_accounts(session, party_id=party.id, status=None, after=None, limit=10)
+        assert account.status == "verified"  # the deposit came from it and was credited to its owner
     [emission] = await emissions.list_emissions(session, issuer_party_id=(await parties.party_by_identifier(
         session, demo.ISSUER[2])).id, after=None, limit=10)
     assert emission.registration_number.startswith(f"{demo_settings.operator_nbk_registration_number}-")

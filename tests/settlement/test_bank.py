@@ -390,8 +390,8 @@ def test_the_simulator_never_books_a_day_before_one_already_booked():
 # Wiring from settings ---------------------------------------------------------------------------
 
 
-async def test_without_a_url_the_simulator_keeps_the_operators_client_money_account():
-    settings = Settings(_env_file=None, environment="development")
+async def test_without_a_url_the_simulator_keeps_the_operators_client_money_account(tmp_path):
+    settings = Settings(_env_file=None, environment="development", data_dir=tmp_path)
     simulator = bank_from_settings(settings)
     assert isinstance(simulator, BankSimulator)
     iban = validate_kazakh_iban(settings.operator_client_money_iban)
@@ -399,6 +399,28 @@ async def test_without_a_url_the_simulator_keeps_the_operators_client_money_acco
     statement = _statement(await simulator.statement(account_iban=iban, day=DAY_1))
 
     assert (statement.account_iban, statement.opening_balance_tiyn, statement.lines) == (iban, 0, ())
+
+
+async def test_a_simulator_with_books_finds_its_accounts_again_after_a_restart(tmp_path):
+    books = tmp_path / "bank.json"
+    before = BankSimulator(books=books)
+    before.open_account(OPERATOR_IBAN, owner_name=OPERATOR_NAME)
+    _pay_in(before, 500_00, "DFA-TOPUP-A", DAY_1)
+    before.accept_payment_orders(_pain001(_order(120_01), day=DAY_2))
+    statement = _statement(before.answer_statement(account_iban=OPERATOR_IBAN, day=DAY_2))
+
+    after = BankSimulator(books=books)
+
+    assert after.balance_tiyn(OPERATOR_IBAN) == 379_99
+    again = _statement(after.answer_statement(account_iban=OPERATOR_IBAN, day=DAY_2))
+    assert (again.opening_balance_tiyn, again.closing_balance_tiyn, again.lines) == (
+        statement.opening_balance_tiyn, statement.closing_balance_tiyn, statement.lines
+    )
+    assert after.accept_payment_orders(_pain001(_order(120_01), day=DAY_2)) == before.requests[-2].acceptance_id
+    assert after.balance_tiyn(OPERATOR_IBAN) == 379_99  # the same message is executed once, across the restart
+    assert _pay_in(after, 1, "DFA-TOPUP-B", DAY_2) not in {line.entry_reference for line in statement.lines}
+    with pytest.raises(InvariantViolation):
+        _pay_in(after, 1, "DFA-TOPUP-C", DAY_1)  # nor does it forget which days it has booked
 
 
 def test_with_a_url_the_http_client_is_used_and_production_refuses_the_simulator():
