@@ -349,6 +349,9 @@ class BankSimulator(SimulatedParty):
         self._accounts: dict[str, _Account] = {}
         self._acceptances: dict[tuple[str, str], _Acceptance] = {}
         self._entries_booked = 0
+        # Entry references are unique across simulators too, as a real bank's are across its history: a platform
+        # importing statements of a fresh simulator never takes its entries for ones it has imported before.
+        self._series = uuid.uuid4().hex[:8].upper()
         self._lock = threading.Lock()
         self._books = books
         if books is not None and books.exists():
@@ -521,6 +524,7 @@ class BankSimulator(SimulatedParty):
             return
         state = {
             "entries_booked": self._entries_booked,
+            "series": self._series,
             "accounts": [
                 {"iban": a.iban, "owner_name": a.owner_name, "entries": [asdict(e) for e in a.entries]}
                 for a in self._accounts.values()
@@ -543,7 +547,7 @@ class BankSimulator(SimulatedParty):
                 "value_date": fields["value_date"] and date.fromisoformat(fields["value_date"]),
             })
 
-        self._entries_booked = state["entries_booked"]
+        self._entries_booked, self._series = state["entries_booked"], state["series"]
         for kept in state["accounts"]:
             entries = [BookedEntry(line_of(e["line"]), e["end_to_end_id"]) for e in kept["entries"]]
             self._accounts[kept["iban"]] = _Account(kept["iban"], kept["owner_name"], entries)
@@ -565,7 +569,7 @@ class BankSimulator(SimulatedParty):
 
     def _next_entry_reference(self) -> str:
         self._entries_booked += 1
-        return f"SIMB-{self._entries_booked:012d}"
+        return f"SIMB-{self._series}-{self._entries_booked:012d}"
 
 
 def _read_payment_orders(document: bytes) -> tuple[str, list[PaymentOrder], str, date]:

@@ -205,8 +205,10 @@ def test_another_issuer_finds_no_such_application_and_staff_read_everything_req_
     assert _ok(applicant.client.get(path))["status"] == "submitted"
 
 
-def test_an_issuer_not_onboarded_is_refused_clearly(users: Users, settings: Settings):
-    refused = post(users.client("other_issuer"), APPLICATIONS, terms(settings))
+async def test_an_issuer_not_onboarded_is_refused_clearly(database, server_url: str, settings: Settings):
+    login, _, _, _ = await create_user(database, settings, role="issuer")
+    with signed_in_client(server_url, sign_in(server_url, login)) as newcomer:
+        refused = post(newcomer, APPLICATIONS, terms(settings))
     assert (refused.status_code, problem_slug(refused)) == (422, "applicant-not-onboarded")
     assert "not onboarded" in refused.json()["detail"]
 

@@ -129,8 +129,10 @@ def test_cli_migrates_and_verifies_the_ledger(database_url):
     assert json.loads(verified.stdout)["ok"] is True
 
 
-async def test_demo_data_seeds_once_and_its_ledger_verifies(session, settings):
-    demo_settings = settings.model_copy(update={"operator_nbk_registration_number": new_asset_code("NBK")})
+async def test_demo_data_seeds_once_and_its_ledger_verifies(session, settings, tmp_path):
+    demo_settings = settings.model_copy(
+        update={"operator_nbk_registration_number": new_asset_code("NBK"), "data_dir": tmp_path}  # a bank of its own
+    )
     # Seeding checks for KZT first; in this shared test database KZT may exist, so rename it away
     # inside the rolled-back transaction.
     await session.execute(text("UPDATE ledger_assets SET code = code || '-X' WHERE code = 'KZT'"))
