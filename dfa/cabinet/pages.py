@@ -21,11 +21,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.cabinet import i18n
-from dfa.cabinet.i18n import gettext as _
+from dfa.cabinet.i18n import N_
 from dfa.platform.access import Principal, Role
 from dfa.platform.audit import service as audit
 from dfa.platform.database import Database
 from dfa.platform.errors import Category, DomainError
+from dfa.platform.identity.errors import CsrfTokenInvalid
 from dfa.platform.identity.guard import CSRF_FORM_FIELD
 from dfa.platform.web import MUTATING_METHODS, STATUS_OF_CATEGORY, domain_error_handler, validation_error_handler
 
@@ -51,28 +52,28 @@ EVERYONE = frozenset(Role)
 
 @dataclass(frozen=True)
 class NavItem:
-    label: str  # English; translated when the page renders
+    label: str  # English, marked with N_; translated when the page renders
     href: str
     roles: frozenset[Role]
 
 
 # The cabinet's sections, each shown to the roles that may open it.
 NAV = (
-    NavItem("Portfolio", "/portfolio", INVESTORS),
-    NavItem("Catalogue", "/catalogue", EVERYONE),
-    NavItem("Orders", "/orders", INVESTORS),
-    NavItem("Trades", "/trades", INVESTORS),
-    NavItem("Money", "/money", INVESTORS),
-    NavItem("Statements", "/statements", INVESTORS),
-    NavItem("Applications", "/issuer/applications", ISSUERS),
-    NavItem("Emissions", "/issuer/emissions", ISSUERS),
-    NavItem("Reports", "/compliance/reports", STAFF_READERS),
-    NavItem("Open breaches", "/compliance/breaches", STAFF_READERS),
-    NavItem("Security events", "/compliance/security-events", frozenset({Role.COMPLIANCE_OFFICER, Role.AUDITOR})),
-    NavItem("Bank statement lines", "/admin/bank-lines", frozenset({Role.OPERATOR_ADMIN})),
-    NavItem("Users", "/admin/users", frozenset({Role.OPERATOR_ADMIN})),
-    NavItem("Calendar", "/admin/calendar", frozenset({Role.OPERATOR_ADMIN})),
-    NavItem("Account", "/account", EVERYONE),
+    NavItem(N_("Portfolio"), "/portfolio", INVESTORS),
+    NavItem(N_("Catalogue"), "/catalogue", EVERYONE),
+    NavItem(N_("Orders"), "/orders", INVESTORS),
+    NavItem(N_("Trades"), "/trades", INVESTORS),
+    NavItem(N_("Money"), "/money", INVESTORS),
+    NavItem(N_("Statements"), "/statements", INVESTORS),
+    NavItem(N_("Applications"), "/issuer/applications", ISSUERS),
+    NavItem(N_("Emissions"), "/issuer/emissions", ISSUERS),
+    NavItem(N_("Reports"), "/compliance/reports", STAFF_READERS),
+    NavItem(N_("Open breaches"), "/compliance/breaches", STAFF_READERS),
+    NavItem(N_("Security events"), "/compliance/security-events", frozenset({Role.COMPLIANCE_OFFICER, Role.AUDITOR})),
+    NavItem(N_("Bank statement lines"), "/admin/bank-lines", STAFF_READERS),
+    NavItem(N_("Users"), "/admin/users", frozenset({Role.OPERATOR_ADMIN, Role.AUDITOR})),
+    NavItem(N_("Calendar"), "/admin/calendar", STAFF_READERS),
+    NavItem(N_("Account"), "/account", EVERYONE),
 )
 
 templates = Environment(
@@ -86,7 +87,7 @@ templates = Environment(
 templates.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
 templates.filters.update(
     kzt=i18n.kzt, tenge=i18n.tenge, units=i18n.units, day=i18n.day, instant=i18n.instant,
-    label=lambda status: _(status.replace("_", " ")),
+    label=i18n.label,
 )
 
 
@@ -181,6 +182,18 @@ def _switch_link(request: Request, code: str) -> str:
     return quote(request.url.path) + "?" + urlencode([*query, ("lang", code)])
 
 
+def refuse_foreign_origin(request: Request) -> None:
+    """A browser posting a form names the page's origin. A public form (sign-in, password recovery) has no
+    session to carry a CSRF token, so one posted from another site is refused by its Origin: nobody can sign
+    a visitor in to an account of theirs, or drive a visitor's recovery from elsewhere."""
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    if origin is not None and origin != own:
+        raise CsrfTokenInvalid("the form was posted from another site").with_security_event(
+            "csrf.rejected", actor=None, subject=request.url.path, origin=origin[:200]
+        )
+
+
 def csrf_token(request: Request, principal: Principal | None) -> str | None:
     """The token the page's forms carry back: derived from the session cookie, so only cookie sessions have one
     (callers with an access token or API key need none)."""
@@ -200,22 +213,36 @@ class FormState:
 
 
 T = TypeVar("T")
+K = TypeVar("K")  # what a page is keyed by: an id, a time
 
 
-def page_of(found: list[T], limit: int, id_of: Callable[[T], int]) -> tuple[list[T], int | None]:
+def page_of(found: list[T], limit: int, id_of: Callable[[T], K]) -> tuple[list[T], K | None]:
     """The first `limit` items of `found` (fetched one beyond), and the `before` of the next page if there is one."""
     shown = found[:limit]
     return shown, (id_of(shown[-1]) if len(found) > limit else None)
 
 
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def keep_security_event(session: AsyncSession, refusal: DomainError) -> None:
+    """A refusal a page answers rather than raises commits with the page: the security event it is (an anti-fraud
+    match, a failed sign-in) is recorded in that transaction, as the API records it."""
+    if refusal.security_event is not None:
+        await audit.record(session, **refusal.security_event)
+
+
 async def attempt(session: AsyncSession, change: Callable[[], Awaitable[object]]) -> DomainError | None:
-    """Make `change` in a savepoint. A refusal undoes it and is returned, for the page to show next to the field;
-    something that does not exist is no field's fault, and its refusal goes on to the caller."""
+    """Make `change` in a savepoint. A refusal undoes it and is returned, for the page to show next to the field,
+    its security event kept; something that does not exist is no field's fault, and its refusal goes on to the
+    caller."""
     try:
         async with session.begin_nested():
             await change()
     except DomainError as refusal:
         if refusal.category is Category.NOT_FOUND:
             raise
+        await keep_security_event(session, refusal)
         return refusal
     return None

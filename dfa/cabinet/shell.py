@@ -14,11 +14,18 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.cabinet.i18n import gettext as _
-from dfa.cabinet.pages import STYLESHEET, STYLESHEET_CACHE, FormState, PageRoute, page
+from dfa.cabinet.pages import (
+    STYLESHEET,
+    STYLESHEET_CACHE,
+    FormState,
+    PageRoute,
+    client_address,
+    keep_security_event,
+    page,
+    refuse_foreign_origin,
+)
 from dfa.platform.access import ALL_ROLES, Principal, allow
-from dfa.platform.audit import service as audit
 from dfa.platform.errors import DomainError
-from dfa.platform.identity.errors import CsrfTokenInvalid
 from dfa.platform.identity.guard import SESSION_COOKIE, authenticate, set_session_cookie
 from dfa.platform.identity.service import users
 from dfa.platform.settings import Settings
@@ -38,20 +45,6 @@ def _safe_next(target: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
-
-
-def _source(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def _refuse_foreign_origin(request: Request) -> None:
-    """A browser posting a form names the page's origin; a sign-in posted from another site is refused."""
-    origin = request.headers.get("origin")
-    own = f"{request.url.scheme}://{request.url.netloc}"
-    if origin is not None and origin != own:
-        raise CsrfTokenInvalid("the sign-in form was posted from another site").with_security_event(
-            "csrf.rejected", actor=None, subject=request.url.path, origin=origin[:200]
-        )
 
 
 @router.get("/static/cabinet.css")
@@ -79,11 +72,11 @@ async def sign_in(
     request: Request, session: SessionDep, settings: SettingsDep, keys: KeysDep, login: Field, password: Field,
     one_time_code: Code = "", next: Annotated[str, Form(max_length=2_000)] = "/",
 ) -> Response:
-    _refuse_foreign_origin(request)
+    refuse_foreign_origin(request)
     target = _safe_next(next)
     try:
         result = await users.sign_in(
-            session, login=login, password=password, one_time_code=one_time_code or None, source=_source(request),
+            session, login=login, password=password, one_time_code=one_time_code or None, source=client_address(request),
             settings=settings, keys=keys,
         )
     except DomainError as refusal:
@@ -100,7 +93,7 @@ async def enrol_second_factor(
     next: Annotated[str, Form(max_length=2_000)] = "/",
 ) -> Response:
     """Confirm a new authenticator with its first code; signs in."""
-    _refuse_foreign_origin(request)
+    refuse_foreign_origin(request)
     target = _safe_next(next)
     try:
         signed_in = await users.complete_enrolment(
@@ -116,8 +109,7 @@ async def _refused(
 ) -> Response:
     """The sign-in form again with the reason beside it. Answered, not raised: the transaction commits with the
     failure counted (as the API's sign-in does)."""
-    if refusal.security_event is not None:
-        await audit.record(session, **refusal.security_event)
+    await keep_security_event(session, refusal)
     return page(
         request, "sign_in.html", principal=None, status_code=STATUS_OF_CATEGORY[refusal.category], next=target,
         login=login, refused=FormState("sign-in", login, _(refusal.title)),

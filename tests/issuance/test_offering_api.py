@@ -5,17 +5,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy.dialects.postgresql import insert
 
-from dfa.issuance.models import Issuer
 from dfa.issuance.service import emissions
 from dfa.ledger import service as ledger
 from dfa.platform.database import Database
-from dfa.platform.identity.service import parties
 from dfa.settlement.service import accounts
 from tests.factories import SETTINGS
 from tests.http import post
 from tests.issuance.factories import make_application
+from tests.market import onboarded_issuer
 
 PRICE = 10_007
 # Far above what the issuer has raised in other tests' placements, so an unfunded redemption defaults.
@@ -34,13 +32,7 @@ async def emission(database: Database, users) -> str:
     investor 10 units, the other investor 5."""
     async with database.unit_of_work() as session:
         await accounts.ensure_money(session, settings=SETTINGS)
-        issuer = await parties.get_party(session, users["issuer"].party_id)
-        now = datetime.now(UTC)
-        await session.execute(insert(Issuer).values(
-            party_id=issuer.id, legal_address="Astana, Mangilik El 55", contact_email="issuer@example.kz",
-            custodian_consent_at=now, custodian_consent_scope="underlying assets", personal_data_consent_at=now,
-            onboarded_by="test",
-        ).on_conflict_do_nothing())
+        issuer = await onboarded_issuer(session, users["issuer"].party_id)
         application = await make_application(session, issuer=issuer, units=1_000, price=PRICE,
                                                redemption_price=REDEMPTION_PRICE)
         registered = await emissions.issue(session, application=application, actor="test", settings=SETTINGS)
