@@ -509,6 +509,48 @@ async def account_entries(
     )
 
 
+def _balance_before(instant: str) -> str:
+    return f"""coalesce((SELECT e.balance_after FROM ledger_entries e
+                         WHERE e.account_id = a.id AND e.created_at < {instant}
+                         ORDER BY e.created_at DESC, e.seq DESC LIMIT 1), 0)"""
+
+
+async def balances_around(
+    session: AsyncSession, *, account_ids: Sequence[int], start: datetime, end: datetime
+) -> list[Any]:
+    """(account_id, opening, closing) of each account: its running balance after its last entry before `start`
+    and before `end`, 0 before its first entry. An account's entries are stamped in sequence order (after its
+    lock), so its latest entry by time is its latest by sequence."""
+    statement = text(
+        f"""
+        SELECT a.id AS account_id, {_balance_before(":start")} AS opening, {_balance_before(":end")} AS closing
+        FROM unnest(CAST(:ids AS bigint[])) AS a (id)
+        """
+    )
+    return list(await session.execute(statement, {"ids": list(account_ids), "start": start, "end": end}))
+
+
+async def entries_between(
+    session: AsyncSession, *, account_ids: Sequence[int], start: datetime, end: datetime
+) -> list[Any]:
+    """The accounts' entries stamped from `start` (inclusive) to `end` (exclusive), by account and sequence,
+    with their transfers' kind and reference."""
+    return list(
+        await session.execute(
+            text(
+                """
+                SELECT e.account_id, e.seq, e.created_at, e.transfer_id, t.kind, t.reference, e.amount,
+                       e.balance_after
+                FROM ledger_entries e JOIN ledger_transfers t ON t.id = e.transfer_id
+                WHERE e.account_id = ANY (CAST(:ids AS bigint[])) AND e.created_at >= :start AND e.created_at < :end
+                ORDER BY e.account_id, e.seq
+                """
+            ),
+            {"ids": list(account_ids), "start": start, "end": end},
+        )
+    )
+
+
 def _named(name: str) -> str:
     return f":{name}"
 

@@ -829,6 +829,50 @@ async def account_history(
 
 
 @dataclass(frozen=True)
+class StatementEntry:
+    """One movement on an account: `amount` is signed (positive credits the account), `balance_after` is the
+    account's running balance once it was booked."""
+
+    seq: int
+    created_at: datetime
+    transfer_id: uuid.UUID
+    kind: str
+    reference: str | None
+    amount: int
+    balance_after: int
+
+
+@dataclass(frozen=True)
+class AccountStatement:
+    """An account over a period: its balance when the period opens, every movement in it, and its balance when
+    the period closes."""
+
+    account_id: int
+    opening: int
+    entries: list[StatementEntry]
+    closing: int
+
+
+async def statement(
+    session: AsyncSession, *, account_ids: Sequence[int], start: datetime, end: datetime
+) -> list[AccountStatement]:
+    """Each account's statement from `start` (inclusive) to `end` (exclusive), in the order asked. The balances
+    are the journal's running balances, read independently of the movements, so opening plus the movements is
+    the closing balance exactly when the journal is whole."""
+    invariant(start <= end, f"a statement's period opens at {start} after it closes at {end}")
+    balances = {row.account_id: row for row in await repository.balances_around(
+        session, account_ids=account_ids, start=start, end=end
+    )}
+    entries: dict[int, list[StatementEntry]] = {account_id: [] for account_id in account_ids}
+    for row in await repository.entries_between(session, account_ids=account_ids, start=start, end=end):
+        entries[row.account_id].append(StatementEntry(**{k: v for k, v in row._mapping.items() if k != "account_id"}))
+    return [
+        AccountStatement(account_id, balances[account_id].opening, entries[account_id], balances[account_id].closing)
+        for account_id in account_ids
+    ]
+
+
+@dataclass(frozen=True)
 class Registry:
     asset: Asset
     as_of: datetime | None

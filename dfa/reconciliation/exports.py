@@ -111,22 +111,16 @@ _LINE_MM = 5
 _HEADING_ROOM_MM = 25
 
 
-class _ReportPdf(FPDF):
-    """A4 pages set in DejaVu Sans, which has the Kazakh and Russian letters of issuers' names, each page
-    footed with the report it belongs to and its page number."""
+class DejaVuPdf(FPDF):
+    """A4 pages set in DejaVu Sans, which has the Kazakh and Russian letters of people's and issuers' names
+    (and the tenge sign), with headings and paragraphs of text: what the operator's printable documents share."""
 
-    def __init__(self, footer_text: str) -> None:
+    def __init__(self) -> None:
         super().__init__(format="A4")
-        self.footer_text = footer_text
         self.add_font(FONT, "", FONTS / "DejaVuSans.ttf")
         self.add_font(FONT, "B", FONTS / "DejaVuSans-Bold.ttf")
         self.set_margins(15, 15)
         self.set_auto_page_break(True, margin=15)
-
-    def footer(self) -> None:
-        self.set_y(-12)
-        self.set_font(FONT, "", _TABLE_PT)
-        self.cell(0, 4, f"{self.footer_text} · page {self.page_no()} of {{nb}}", align="C")
 
     def heading(self, text: str, *, size_pt: int = 11) -> None:
         """A section's title, moved to the next page when too little room is left for anything under it."""
@@ -140,6 +134,19 @@ class _ReportPdf(FPDF):
     def paragraph(self, text: str) -> None:
         self.set_font(FONT, "", _BODY_PT)
         self.multi_cell(0, _LINE_MM, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
+class _ReportPdf(DejaVuPdf):
+    """The report's pages, each footed with the report it belongs to and its page number."""
+
+    def __init__(self, footer_text: str) -> None:
+        super().__init__()
+        self.footer_text = footer_text
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font(FONT, "", _TABLE_PT)
+        self.cell(0, 4, f"{self.footer_text} · page {self.page_no()} of {{nb}}", align="C")
 
     def pairs(self, pairs: Sequence[tuple[str, Any]], *, wrapmode: WrapMode = WrapMode.WORD) -> None:
         """Labelled values, one per line; CHAR wrapping breaks hashes and signatures that outrun the line."""

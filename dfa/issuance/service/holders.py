@@ -41,7 +41,8 @@ REGISTRY_COLUMNS = (
     "available", "held", "frozen", "total",
 )
 # A spreadsheet reads a cell starting with one of these as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@")
+# What a spreadsheet reads as a formula: these first characters, and a tab or carriage return it strips before them.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 REFERENCE_MAX_LENGTH = 200
 
 
