@@ -249,9 +249,13 @@ class Registry:
     def __init__(self, persons: Iterable[EnrolledPerson]) -> None:
         self._by_iin: dict[str, EnrolledPerson] = {}
         for person in persons:
-            if person.iin in self._by_iin:
-                raise ValueError(f"IIN {mask_identifier(person.iin)} is enrolled twice")
-            self._by_iin[person.iin] = person
+            self.enrol(person)
+
+    def enrol(self, person: EnrolledPerson) -> None:
+        """Know one more person. Raises ValueError when the IIN is enrolled already."""
+        if person.iin in self._by_iin:
+            raise ValueError(f"IIN {mask_identifier(person.iin)} is enrolled twice")
+        self._by_iin[person.iin] = person
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Registry":
