@@ -306,6 +306,14 @@ def reconcile(args: argparse.Namespace) -> int:
     return 2 if report.breaches else 0
 
 
+def catalogs(args: argparse.Namespace) -> int:
+    from dfa.cabinet import messages
+
+    for code, lacking in messages.update_catalogs().items():
+        print(f"{code}: {lacking} messages without a translation")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dfa", description="DFA platform operator core")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -370,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     reconcile_parser.add_argument("--date", help="the day, YYYY-MM-DD (default: today in the operator's time zone)")
     reconcile_parser.add_argument("--force", action="store_true", help="write a new version if the day has a report")
     reconcile_parser.set_defaults(run=reconcile)
+    commands.add_parser(
+        "catalogs", help="add the cabinet's new messages to the Kazakh and Russian catalogs, drop unused ones"
+    ).set_defaults(run=catalogs)
     args = parser.parse_args(argv)
     return args.run(args)
 

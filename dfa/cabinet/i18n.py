@@ -19,6 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import NumberFormatError, format_currency, format_decimal, parse_decimal
@@ -50,11 +51,19 @@ LANGUAGES = {
 SOURCE_LANGUAGE = "en"  # the language the pages are written in: it needs no catalog
 
 
+def catalog_path(code: str) -> Path:
+    return LOCALE_DIR / code / "LC_MESSAGES" / "messages.po"
+
+
+def read_catalog(code: str) -> Catalog:
+    with catalog_path(code).open("rb") as po:
+        return read_po(po, locale=LANGUAGES[code].locale)
+
+
 def _load(code: str) -> gettext_module.NullTranslations:
     if code == SOURCE_LANGUAGE:
         return gettext_module.NullTranslations()
-    with (LOCALE_DIR / code / "LC_MESSAGES" / "messages.po").open("rb") as po:
-        catalog = read_po(po, locale=LANGUAGES[code].locale)
+    catalog = read_catalog(code)
     compiled = io.BytesIO()
     write_mo(compiled, catalog)
     compiled.seek(0)
@@ -98,6 +107,21 @@ def gettext(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     return _TRANSLATIONS[_current.get().code].ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:
+    """Mark a message to be translated where it is shown, not here (a navigation label, a constant)."""
+    return message
+
+
+def label_of(value: str) -> str:
+    """The message a status, kind or role is shown as: the value with its underscores as spaces."""
+    return value.replace("_", " ")
+
+
+def label(value: str) -> str:
+    """A status, kind or role in the current language."""
+    return gettext(label_of(value))
 
 
 # Formatting -------------------------------------------------------------------------------------------
