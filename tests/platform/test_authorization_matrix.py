@@ -218,7 +218,7 @@ POLICY: dict[Route, frozenset[str] | str] = {
     ("GET", "/v1/reconciliation/emissions/{registration_number}/coverage"): STAFF,
     ("GET", "/v1/reconciliation/emissions/{registration_number}/holder-roots"): EVERYONE,
     ("GET", "/v1/reconciliation/reports/{report_id}/proofs/{registration_number}"): EVERYONE,
-    # Compliance pages
+    # Cabinet: the shell and the compliance pages
     ("GET", "/static/cabinet.css"): PUBLIC,
     ("GET", "/"): EVERYONE,
     ("GET", "/sign-in"): PUBLIC,
@@ -231,6 +231,49 @@ POLICY: dict[Route, frozenset[str] | str] = {
     ("GET", "/compliance/emissions/{asset_code}/coverage"): STAFF,
     ("POST", "/compliance/breaches/{breach_id}/acknowledge"): frozenset({COMPLIANCE}),
     ("POST", "/compliance/reports/{report_id}/sign-off"): frozenset({COMPLIANCE}),
+    ("GET", "/compliance/security-events"): frozenset({COMPLIANCE, AUDITOR}),
+    # Account pages
+    ("GET", "/account"): EVERYONE,
+    ("POST", "/account/password"): EVERYONE,
+    ("GET", "/recovery"): PUBLIC,
+    ("POST", "/recovery"): PUBLIC,
+    ("POST", "/recovery/completion"): PUBLIC,
+    ("GET", "/recovery/done"): PUBLIC,
+    # Portfolio, money, statements and proofs pages
+    ("GET", "/portfolio"): frozenset({INVESTOR}),
+    ("GET", "/money"): frozenset({INVESTOR}),
+    ("POST", "/money/bank-accounts"): frozenset({INVESTOR}),
+    ("POST", "/money/withdrawals"): frozenset({INVESTOR}),
+    ("POST", "/money/withdrawals/{withdrawal_id}/cancel"): frozenset({INVESTOR}),
+    ("GET", "/statements"): frozenset({INVESTOR}),
+    ("GET", "/statements/download"): frozenset({INVESTOR}),
+    ("GET", "/proofs/{registration_number}"): frozenset({INVESTOR}),
+    # Catalogue and trading pages
+    ("GET", "/catalogue"): EVERYONE,
+    ("GET", "/catalogue/{registration_number}"): EVERYONE,
+    ("GET", "/orders"): frozenset({INVESTOR}),
+    ("POST", "/orders/preview"): frozenset({INVESTOR}),
+    ("POST", "/orders"): frozenset({INVESTOR}),
+    ("POST", "/orders/{order_id}/cancel"): frozenset({INVESTOR}),
+    ("GET", "/trades"): frozenset({INVESTOR}),
+    # Issuer pages
+    ("GET", "/issuer/applications"): frozenset({ISSUER}),
+    ("GET", "/issuer/applications/{application_id}"): frozenset({ISSUER}),
+    ("GET", "/issuer/emissions"): frozenset({ISSUER}),
+    ("GET", "/issuer/emissions/{registration_number}/holders"): frozenset({ISSUER}),
+    # Admin pages
+    ("GET", "/admin/bank-lines"): STAFF,
+    ("POST", "/admin/bank-lines/{line_id}/assignment"): frozenset({ADMIN}),
+    ("POST", "/admin/bank-lines/{line_id}/return"): frozenset({ADMIN}),
+    ("GET", "/admin/users"): frozenset({ADMIN, AUDITOR}),
+    ("GET", "/admin/users/{user_id}"): frozenset({ADMIN, AUDITOR}),
+    ("POST", "/admin/users/{user_id}/roles"): frozenset({ADMIN}),
+    ("POST", "/admin/users/{user_id}/unlock"): frozenset({ADMIN}),
+    ("POST", "/admin/users/{user_id}/disable"): frozenset({ADMIN}),
+    ("POST", "/admin/users/{user_id}/enable"): frozenset({ADMIN}),
+    ("GET", "/admin/calendar"): STAFF,
+    ("POST", "/admin/calendar/days"): frozenset({ADMIN}),
+    ("POST", "/admin/calendar/days/{day}/removal"): frozenset({ADMIN}),
 }
 
 DOCUMENTATION_PATHS = frozenset({"/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"})
@@ -484,6 +527,32 @@ CALLS: dict[Route, Callable[[World], Call]] = {
     ("POST", "/compliance/reports/{report_id}/sign-off"): lambda w: Call(data={"comment": "matrix"}),
     ("POST", "/sign-in"): lambda w: Call(data={"login": "matrix-nobody", "password": "not the password"}),
     ("POST", "/sign-in/second-factor"): lambda w: Call(data={"enrolment_token": "matrix", "one_time_code": "000000"}),
+    ("POST", "/account/password"): lambda w: Call(data={
+        "current_password": PASSWORD, "new_password": "short", "new_password_again": "short",
+    }),
+    ("POST", "/recovery"): lambda w: Call(data={"login": _unique("nobody"), "identifier": new_identifier()}),
+    ("POST", "/recovery/completion"): lambda w: Call(data={
+        "recovery_token": "unknown", "new_password": PASSWORD, "new_password_again": PASSWORD,
+    }),
+    # The money asset is no emission: an order for it is refused, nothing is placed.
+    ("POST", "/orders/preview"): lambda w: Call(data={
+        "side": "buy", "base": w.asset_code, "price": "1", "quantity": str(TOO_MUCH),
+    }),
+    ("POST", "/orders"): lambda w: Call(data={
+        "side": "buy", "base": w.asset_code, "quote": "KZT", "price": "1", "quantity": str(TOO_MUCH),
+        "time_in_force": "gtc", "order_token": str(uuid.uuid4()),
+    }),
+    ("POST", "/money/bank-accounts"): lambda w: Call(data={"iban": "KZ00MATRIX", "holder_name": "matrix"}),
+    ("POST", "/money/withdrawals"): lambda w: Call(data={"bank_account_id": "9000000000", "amount": "1"}),
+    ("GET", "/statements/download"): lambda w: Call(params={"from": "2025-01-01", "to": "2025-01-31", "format": "csv"}),
+    ("POST", "/admin/bank-lines/{line_id}/assignment"): lambda w: Call(data={
+        "party_id": str(w.parties[INVESTOR]), "note": "matrix",
+    }),
+    ("POST", "/admin/bank-lines/{line_id}/return"): lambda w: Call(data={"note": "matrix"}),
+    ("POST", "/admin/users/{user_id}/roles"): lambda w: Call(data={"roles": AUDITOR}),
+    ("POST", "/admin/calendar/days"): lambda w: Call(data={
+        "day": w.past_day.isoformat(), "kind": "day_off", "reason": "matrix",
+    }),
 }
 
 
