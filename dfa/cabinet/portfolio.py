@@ -420,16 +420,6 @@ _MOVEMENT_WIDTHS = (37, 28, 46, 23, 23, 23)
 class _StatementPdf(DejaVuPdf):
     """The statement's pages, each footed with whose statement it is, its period and the page number."""
 
-    def __init__(self, footer_text: str) -> None:
-        super().__init__()
-        self.footer_text = footer_text
-
-    def footer(self) -> None:
-        self.set_y(-12)
-        self.set_font(FONT, "", _TABLE_PT)
-        numbered = _("Page %(page)s of %(pages)s") % {"page": self.page_no(), "pages": "{nb}"}
-        self.cell(0, 4, f"{self.footer_text} · {numbered}", align="C")
-
     def rows(self, rows: list[list[str]], *, widths: tuple[int, ...], headings: bool, right: frozenset[int]) -> None:
         """A table; amounts (columns in `right`) align right, and words longer than their column (references) break
         to fit."""
@@ -447,7 +437,10 @@ class _StatementPdf(DejaVuPdf):
 def _statement_pdf(sections: list[StatementSection], period: Period, *, holder: str, settings: Settings) -> bytes:
     """The statement as a printable PDF in the visitor's language, amounts and dates as its people write them."""
     span = {"first": i18n.day(period.first), "last": i18n.day(period.last)}
-    pdf = _StatementPdf(_("Statement of %(holder)s, %(first)s to %(last)s") % {"holder": holder, **span})
+    pdf = _StatementPdf(
+        _("Statement of %(holder)s, %(first)s to %(last)s") % {"holder": holder, **span},
+        numbering=_("Page %(page)s of %(pages)s"),
+    )
     pdf.set_title(_("Account statement"))
     pdf.set_author(settings.operator_name)
     pdf.add_page()

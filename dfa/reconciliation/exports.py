@@ -113,14 +113,22 @@ _HEADING_ROOM_MM = 25
 
 class DejaVuPdf(FPDF):
     """A4 pages set in DejaVu Sans, which has the Kazakh and Russian letters of people's and issuers' names
-    (and the tenge sign), with headings and paragraphs of text: what the operator's printable documents share."""
+    (and the tenge sign), with headings and paragraphs of text, each page footed with what the document is and
+    its number (`numbering` has the placeholders page and pages): what the operator's printable documents share."""
 
-    def __init__(self) -> None:
+    def __init__(self, footer_text: str, *, numbering: str = "page %(page)s of %(pages)s") -> None:
         super().__init__(format="A4")
+        self.footer_text, self.numbering = footer_text, numbering
         self.add_font(FONT, "", FONTS / "DejaVuSans.ttf")
         self.add_font(FONT, "B", FONTS / "DejaVuSans-Bold.ttf")
         self.set_margins(15, 15)
         self.set_auto_page_break(True, margin=15)
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font(FONT, "", _TABLE_PT)
+        numbered = self.numbering % {"page": self.page_no(), "pages": "{nb}"}
+        self.cell(0, 4, f"{self.footer_text} · {numbered}", align="C")
 
     def heading(self, text: str, *, size_pt: int = 11) -> None:
         """A section's title, moved to the next page when too little room is left for anything under it."""
@@ -137,16 +145,7 @@ class DejaVuPdf(FPDF):
 
 
 class _ReportPdf(DejaVuPdf):
-    """The report's pages, each footed with the report it belongs to and its page number."""
-
-    def __init__(self, footer_text: str) -> None:
-        super().__init__()
-        self.footer_text = footer_text
-
-    def footer(self) -> None:
-        self.set_y(-12)
-        self.set_font(FONT, "", _TABLE_PT)
-        self.cell(0, 4, f"{self.footer_text} · page {self.page_no()} of {{nb}}", align="C")
+    """The report's pages: labelled values and tables."""
 
     def pairs(self, pairs: Sequence[tuple[str, Any]], *, wrapmode: WrapMode = WrapMode.WORD) -> None:
         """Labelled values, one per line; CHAR wrapping breaks hashes and signatures that outrun the line."""
