@@ -3,9 +3,12 @@
 import asyncio
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -168,3 +171,16 @@ def loop_thread() -> Iterator[LoopThread]:
     runner = LoopThread()
     yield runner
     runner.close()
+
+
+@pytest.fixture
+def registry_closed_now(settings):
+    """Today's business day closes a second from now (and the registry of today is fixed then)."""
+    original = settings.business_day_closes_at
+    close = datetime.now(ZoneInfo(settings.timezone)) + timedelta(seconds=1)
+    settings.business_day_closes_at = close.time()
+    time.sleep(1.2)
+    try:
+        yield close.date()
+    finally:
+        settings.business_day_closes_at = original

@@ -6,7 +6,6 @@ import csv
 import html
 import io
 import re
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,14 +15,12 @@ import httpx
 import pytest
 
 from dfa.issuance.service import applications, issuers
-from dfa.ledger import service as ledger
 from dfa.platform.identity.service import parties
-from dfa.settlement.service import accounts
-from tests.factories import SETTINGS, make_party
+from tests.factories import make_party
 from tests.http import PROBLEM, problem_slug
 from tests.identity import create_user, sign_in, signed_in_client
 from tests.issuance.factories import make_application, make_emission
-from tests.market import onboarded_issuer
+from tests.market import fund, onboarded_issuer
 from tests.pages import BROWSER, PAGE_HEADERS, text_of
 
 OUTSIDERS = ("investor", "compliance_officer", "operator_admin", "auditor")
@@ -78,39 +75,19 @@ async def filed(database, settings, users) -> Filed:
 
 
 @pytest.fixture(scope="module")
-async def holding(database, users) -> Holding:
+async def holding(database, settings, users) -> Holding:
+    issuer_id = users["issuer"].party_id
     async with database.unit_of_work() as session:
-        issuer_id = users["issuer"].party_id
-        await onboarded_issuer(session, issuer_id)
-        emission = await make_emission(session, issuer=await parties.get_party(session, issuer_id))
-        placement = await ledger.find_account(
-            session, owner_party_id=issuer_id, asset_id=emission.asset_id, kind="available"
-        )
+        emission = await make_emission(session, issuer=await onboarded_issuer(session, issuer_id))
         other = await make_party(session, name="Aliya Bekova")
         investor = await parties.get_party(session, users["investor"].party_id)
-        for party_id, units in ((investor.id, 100), (other.id, 50)):
-            account = await accounts.holder_account(
-                session, party_id=party_id, asset_code=emission.registration_number, settings=SETTINGS
-            )
-            await ledger.post_transfer(
-                session, transfer=ledger.TransferSpec(uuid.uuid4(), placement.id, account.id, units, reference="sale")
-            )
-        await onboarded_issuer(session, users["other_issuer"].party_id)
-        foreign = await make_emission(session, issuer=await parties.get_party(session, users["other_issuer"].party_id))
+        foreign = await make_emission(session, issuer=await onboarded_issuer(session, users["other_issuer"].party_id))
+    for party_id, units in ((investor.id, 100), (other.id, 50)):
+        await fund(
+            database, settings, party_id, units={emission.registration_number: units}, issuer_id=issuer_id,
+            reference="sale",
+        )
     return Holding(emission.registration_number, investor.identifier, foreign.registration_number)
-
-
-@pytest.fixture
-def registry_closed_now(settings):
-    """Today's business day closes a second from now (and the registry of today is fixed then)."""
-    original = settings.business_day_closes_at
-    close = datetime.now(ZoneInfo(settings.timezone)) + timedelta(seconds=1)
-    settings.business_day_closes_at = close.time()
-    time.sleep(1.2)
-    try:
-        yield close.date()
-    finally:
-        settings.business_day_closes_at = original
 
 
 @pytest.fixture

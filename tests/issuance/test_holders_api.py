@@ -2,15 +2,13 @@
 
 import csv
 import io
-import time
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
-from dfa.issuance.models import Emission, Issuer
+from dfa.issuance.models import Emission
 from dfa.issuance.service import holders
 from dfa.ledger import service as ledger
 from dfa.platform.audit import service as audit
@@ -20,18 +18,9 @@ from dfa.settlement.service import accounts
 from tests.factories import SETTINGS, make_party
 from tests.http import post
 from tests.issuance.factories import make_emission
+from tests.market import onboarded_issuer
 
 EVIL_NAME = "=HYPERLINK(\"http://evil.example\")"
-
-
-async def _ensure_issuer(session, party_id: uuid.UUID) -> None:
-    if (await session.execute(select(Issuer).where(Issuer.party_id == party_id))).first() is None:
-        session.add(Issuer(
-            party_id=party_id, legal_address="Astana, Mangilik El 55", contact_email="issuer@example.kz",
-            custodian_consent_at=datetime.now(ZoneInfo("UTC")), custodian_consent_scope="underlying assets",
-            personal_data_consent_at=datetime.now(ZoneInfo("UTC")), onboarded_by="test",
-        ))
-        await session.flush()
 
 
 @pytest.fixture
@@ -40,7 +29,7 @@ async def holding(database: Database, users) -> tuple[Emission, uuid.UUID, uuid.
     formula for a name 50."""
     async with database.unit_of_work() as session:
         issuer_id = users["issuer"].party_id
-        await _ensure_issuer(session, issuer_id)
+        await onboarded_issuer(session, issuer_id)
         emission = await make_emission(session, issuer=await parties.get_party(session, issuer_id))
         placement = await ledger.find_account(
             session, owner_party_id=issuer_id, asset_id=emission.asset_id, kind="available"
@@ -176,19 +165,6 @@ async def frozen_holding(database: Database, holding) -> tuple[Emission, uuid.UU
             order_reference="AFM 5", reason="financial monitoring", actor="officer",
         )
     return holding
-
-
-@pytest.fixture
-def registry_closed_now(settings):
-    """Today's business day closes a second from now (and the registry of today is fixed then)."""
-    original = settings.business_day_closes_at
-    close = datetime.now(ZoneInfo(settings.timezone)) + timedelta(seconds=1)
-    settings.business_day_closes_at = close.time()
-    time.sleep(1.2)
-    try:
-        yield close.date()
-    finally:
-        settings.business_day_closes_at = original
 
 
 def _rows(response) -> list[dict]:
