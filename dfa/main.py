@@ -30,6 +30,7 @@ from dfa.issuance.routes.issuers import DOCUMENT_UPLOAD_PATH
 from dfa.issuance.trading_platforms import trading_platforms_from_settings
 from dfa.ledger import jobs as ledger_jobs
 from dfa.ledger.router import router as ledger_router
+from dfa.platform import faults
 from dfa.platform import jobs as platform_jobs
 from dfa.platform.adapters.antifraud import antifraud_centre_from_settings
 from dfa.platform.adapters.identification import identification_centre_from_settings
@@ -43,7 +44,7 @@ from dfa.platform.identity.guard import document_security
 from dfa.platform.jobs import run_periodically
 from dfa.platform.router import router as platform_router
 from dfa.platform.settings import Settings, get_settings
-from dfa.platform.web import RequestContextMiddleware, install_error_handlers
+from dfa.platform.web import RequestContextMiddleware, document_problems, install_error_handlers
 from dfa.reconciliation import jobs as reconciliation_jobs
 from dfa.reconciliation.jobs import Reconciliation
 from dfa.reconciliation.router import router as reconciliation_router
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        faults.warn_if_active()
         db = database
         if db is None:
             url = await asyncio.to_thread(resolve_database_url, settings)
@@ -187,7 +189,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = document_security(build_openapi())
+            app.openapi_schema = document_problems(document_security(build_openapi(), app.routes))
         return app.openapi_schema
 
     app.openapi = openapi

@@ -23,13 +23,29 @@ from tests.recording import ResponseRecorder, start_recording
 from tests.servers import served
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long-form",
+        action="store_true",
+        help="run the fault and attack suites in their long form (more clients, operations, kills and examples)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scans_the_session: runs after every other test (it reads what they left)")
+    config.addinivalue_line("markers", "fault: a proof under faults (crashes, kills, restarts); short unless --long-form")
+    config.addinivalue_line("markers", "attack: a proof under hostile input; short unless --long-form")
     start_recording()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("scans_the_session") is not None)
+
+
+@pytest.fixture(scope="session")
+def long_form(request: pytest.FixtureRequest) -> bool:
+    """Whether the fault and attack suites run in their long form."""
+    return bool(request.config.getoption("--long-form"))
 
 
 @pytest.fixture(scope="session")

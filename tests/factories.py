@@ -3,7 +3,8 @@
 import itertools
 import random
 import uuid
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +19,13 @@ from dfa.platform.settings import Settings
 SECURITY_PROTOCOL_SUBMITTED_ON = date(2026, 1, 5)
 # Apart from that, only the calendar settings (time zone) matter to the services the factories call.
 SETTINGS = Settings(_env_file=None, security_protocol_submitted_on=SECURITY_PROTOCOL_SUBMITTED_ON)
+
+
+
+def today_in_almaty() -> date:
+    """The operator's business date now: dates a service checks against "today" are Almaty's, not UTC's."""
+    return datetime.now(ZoneInfo(SETTINGS.timezone)).date()
+
 
 _serial = itertools.count(random.randrange(10**6))
 

@@ -48,15 +48,23 @@ class ResponseRecorder:
 class LogRecorder(logging.Handler):
     """Keeps every log record as it would be written, with its arguments, extras and traceback."""
 
+    def __init__(self, level: int = logging.NOTSET, *, lines: list[str] = LOG_LINES) -> None:
+        super().__init__(level)
+        self.lines = lines
+
     def emit(self, record: logging.LogRecord) -> None:
         parts = [record.getMessage(), repr(record.__dict__)]
         if record.exc_info:
             parts.append("".join(traceback.format_exception(*record.exc_info)))
-        LOG_LINES.append("\n".join(parts))
+        self.lines.append("\n".join(parts))
 
 
 def start_recording() -> None:
+    """Record everything the platform logs, down to DEBUG, so the scan sees what a production log at any level
+    would hold; libraries stay at INFO (their DEBUG output would flood memory and slow every test for nothing
+    the platform wrote)."""
     handler = LogRecorder(level=logging.DEBUG)
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(min(root.level or logging.WARNING, logging.INFO))
+    logging.getLogger("dfa").setLevel(logging.DEBUG)

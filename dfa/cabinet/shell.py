@@ -29,13 +29,14 @@ from dfa.platform.errors import DomainError
 from dfa.platform.identity.guard import SESSION_COOKIE, authenticate, set_session_cookie
 from dfa.platform.identity.service import users
 from dfa.platform.settings import Settings
+from dfa.platform.types import Text
 from dfa.platform.web import STATUS_OF_CATEGORY, KeysDep, SessionDep, SettingsDep
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 Anyone = Annotated[Principal, Depends(allow(*ALL_ROLES))]
 Next = Annotated[str, Query(max_length=2_000)]
-Field = Annotated[str, Form(max_length=200)]
+Field = Annotated[Text, Form(max_length=200)]  # no control characters: a NUL would reach the login's lookup
 Code = Annotated[str, Form(max_length=20)]
 
 

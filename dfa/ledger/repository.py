@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.ledger import errors
 from dfa.ledger.models import CONTRA_KINDS, Account, Asset, Batch, Hold, Transfer
+from dfa.platform import faults
 from dfa.platform.database import driver_connection
 
 _CONTRA = ", ".join(f"'{kind}'" for kind in CONTRA_KINDS)
@@ -264,6 +265,7 @@ async def post_one(
     Raises TransferExists when a concurrent transaction committed the same id first and
     BalanceLimitExceeded when a balance would overflow.
     """
+    stale = await _naive_read(session, debit_account_id, credit_account_id)
     try:
         row = (
             await session.execute(
@@ -283,6 +285,9 @@ async def post_one(
         ).one()
     except DBAPIError as error:
         raise _translate(error, transfer_id=id) from None
+    if stale is not None and row.created_at is not None:
+        await _naive_write(session, stale, debit_account_id=debit_account_id, credit_account_id=credit_account_id,
+                           amount=amount)
     prior = row.prior
     return PostOutcome(
         created_at=row.created_at,
@@ -293,6 +298,30 @@ async def post_one(
         credit_ok=row.credit_ok,
         prior=json.loads(prior) if isinstance(prior, str) else prior,
     )
+
+
+async def _naive_read(session: AsyncSession, *account_ids: int) -> dict[int, int] | None:
+    """The balances as an unlocked read sees them, when the deliberately broken ledger is switched on."""
+    if not faults.enabled(faults.NAIVE_READ_MODIFY_WRITE):
+        return None
+    rows = await session.execute(
+        text("SELECT id, balance FROM ledger_accounts WHERE id = ANY (CAST(:ids AS bigint[]))"), {"ids": list(account_ids)}
+    )
+    await asyncio.sleep(0.002)  # the window in which another transfer commits
+    return {row.id: row.balance for row in rows}
+
+
+async def _naive_write(
+    session: AsyncSession, stale: dict[int, int], *, debit_account_id: int, credit_account_id: int, amount: int
+) -> None:
+    """Write back balances computed from the unlocked read: a concurrent transfer's update is lost."""
+    for account_id, balance in (
+        (debit_account_id, stale[debit_account_id] - amount),
+        (credit_account_id, stale[credit_account_id] + amount),
+    ):
+        await session.execute(
+            text("UPDATE ledger_accounts SET balance = :balance WHERE id = :id"), {"balance": balance, "id": account_id}
+        )
 
 
 async def post_batch(
@@ -599,9 +628,17 @@ async def copy_holders(
 ) -> AsyncIterator[bytes]:
     """Stream the registry as of `as_of` with PostgreSQL's COPY: CSV with a header, or JSON lines."""
     positions = _holders_query(as_of=True, param=_POSITIONAL.__getitem__)
+    name = "holder_name"
+    if fmt == "csv":
+        # A holder's name comes from outside: one a spreadsheet would run as a formula (it starts with
+        # = + - @, a tab or a carriage return) is written after an apostrophe, as plain text.
+        name = (
+            "CASE WHEN left(holder_name, 1) IN ('=', '+', '-', '@', chr(9), chr(13)) "
+            "THEN '''' || holder_name ELSE holder_name END"
+        )
     query = (
         "SELECT CAST($3 AS text) AS asset_code, CAST($2 AS timestamptz) AS as_of, holder_party_id, holder_kind, "
-        "holder_name, holder_identifier, holder_resident, account_id, available_units, held_units, "
+        f"{name} AS holder_name, holder_identifier, holder_resident, account_id, available_units, held_units, "
         f"available_units + held_units AS total_units FROM ({positions}) AS r"
     )
     if fmt == "csv":

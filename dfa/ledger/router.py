@@ -11,7 +11,15 @@ from fastapi.responses import StreamingResponse
 from dfa.ledger import errors, schemas, service
 from dfa.platform.access import ALL_ROLES, STAFF_ROLES, Principal, Role, allow
 from dfa.platform.audit import service as audit
-from dfa.platform.types import ASSET_CODE_PATTERN, AccountIdPath, AfterBigint, AfterInt, AssetCodePath, Limit
+from dfa.platform.types import (
+    ASSET_CODE_PATTERN,
+    AccountIdPath,
+    AfterBigint,
+    AfterInt,
+    AssetCodePath,
+    AwareDatetime,
+    Limit,
+)
 from dfa.platform.web import (
     AntiFraudCentreDep,
     DatabaseDep,
@@ -30,8 +38,8 @@ Staff = Annotated[Principal, Depends(allow(*STAFF_ROLES))]
 Anyone = Annotated[Principal, Depends(allow(*ALL_ROLES))]
 
 AsOf = Annotated[
-    datetime | None,
-    Query(description="An instant with a time zone offset (ISO 8601); the registry as it stood then."),
+    AwareDatetime | None,
+    Query(description="An instant with a time zone offset (RFC 3339); the registry as it stood then."),
 ]
 
 

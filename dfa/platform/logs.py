@@ -10,6 +10,9 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 client_address_var: ContextVar[str | None] = ContextVar("client_address", default=None)
 
 _STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# JSON escapes C0 controls itself; these it leaves raw, and log readers and terminals take them for line breaks
+# or commands (NEL, the C1 CSI, U+2028/U+2029), so text from outside (a path, a name) could break a line.
+_RAW_IN_JSON = str.maketrans({c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)})
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,7 +29,7 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRIBUTES})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return json.dumps(entry, default=str, ensure_ascii=False).translate(_RAW_IN_JSON)
 
 
 def configure_logging(level: str) -> None:

@@ -8,12 +8,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dfa.platform import repository
+from dfa.platform import faults, repository
 from dfa.platform.errors import IdempotencyKeyInvalid, IdempotencyKeyReusedWithDifferentRequest
 from dfa.platform.models import OutboxMessage
 from dfa.platform.settings import Settings
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
+# Printable ASCII without spaces, as `validate_idempotency_key` accepts (for the API description).
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]+$"
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ async def claim_idempotency_key(
     first response when it is a replay. A concurrent request with the same key waits for the first
     one's transaction to end. Raises IdempotencyKeyReusedWithDifferentRequest.
     """
+    if faults.enabled(faults.IDEMPOTENCY_UNCLAIMED):
+        return None  # deliberately broken (fault injection only): nothing claimed, so nothing stored to replay
     if await repository.claim_idempotency_key(
         session, principal=principal, key=key, request_hash=request_hash
     ):

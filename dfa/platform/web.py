@@ -9,13 +9,16 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request, Response
+import fastapi.routing
+import pydantic_core
+from fastapi import Depends, FastAPI, Header, Request, Response, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dfa.platform import service
@@ -27,6 +30,7 @@ from dfa.platform.errors import Category, DomainError, IdempotencyKeyMissing
 from dfa.platform.identity.crypto import Keys
 from dfa.platform.identity.guard import authenticate
 from dfa.platform.logs import client_address_var, request_id_var
+from dfa.platform.schemas import FieldError, Problem
 from dfa.platform.settings import Settings
 
 log = logging.getLogger("dfa.http")
@@ -44,7 +48,10 @@ STATUS_OF_CATEGORY = {
     Category.TOO_MANY: 429,
     Category.UNAVAILABLE: 503,
 }
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+# Matched in full: `$` would also let a trailing line break through into the logs and the echoed header.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+# How deep pydantic-core's parser lets JSON nest; no request body comes near it.
+JSON_MAX_DEPTH = 200
 # Idempotency keys are scoped per principal, so one caller can never replay another's response;
 # callers of public routes (sign-up, sign-in) share the anonymous scope.
 ANONYMOUS_PRINCIPAL = "anonymous"
@@ -120,13 +127,35 @@ async def http_error_handler(request: Request, error: StarletteHTTPException) ->
     slug = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(
         error.status_code, f"http-{error.status_code}"
     )
-    return problem(
+    response = problem(
         error.status_code,
         slug=slug,
         title=str(error.detail) if error.status_code < 500 else "Internal error",
         detail=str(error.detail),
         request=request,
     )
+    response.headers.update(error.headers or {})
+    if error.status_code == 405:
+        # RFC 9110: a 405 names every method the resource takes; Starlette names only those of the first route
+        # matching the path, and FastAPI makes one route per method.
+        response.headers["Allow"] = ", ".join(_methods_taken(request))
+    return response
+
+
+def _methods_taken(request: Request) -> list[str]:
+    """The methods of the resource at the request's path: of the path templates matching it, the most literal one
+    (`/withdrawals/submission`, not `/withdrawals/{withdrawal_id}`)."""
+    # Included routers are mounted as branches; walk them to their routes where FastAPI does so.
+    flattened = getattr(fastapi.routing, "iter_route_contexts", None)
+    taken: dict[str, set[str]] = {}
+    for route in flattened(request.app.routes) if flattened else request.app.routes:
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            if route.matches({**request.scope, "method": method})[0] == Match.FULL:
+                taken.setdefault(getattr(route, "path_format", ""), set()).add(method)
+    if not taken:
+        return []
+    resource = min(taken, key=lambda template: template.count("{"))
+    return sorted(taken[resource], key=["GET", "POST", "PUT", "PATCH", "DELETE"].index)
 
 
 async def unexpected_error_handler(request: Request, error: Exception) -> JSONResponse:
@@ -138,6 +167,50 @@ async def unexpected_error_handler(request: Request, error: Exception) -> JSONRe
         detail="The platform failed to handle this request; nothing was changed. Quote the request id.",
         request=request,
     )
+
+
+# The problems an operation may answer instead of its success, by status: (when, what it means).
+_PROBLEM_RESPONSES = {
+    400: ("body", "The request body could not be parsed (not JSON, or not the form it should be)."),
+    401: ("guarded", "Not signed in, or the credential presented is not valid."),
+    403: ("guarded", "The caller's role may not do this, or the session's CSRF token is missing."),
+    404: ("always", "No such resource (another owner's objects are not found either)."),
+    409: ("guarded", "The request conflicts with the current state of the resource."),
+    413: ("body", "The request body is too large."),
+    422: ("always", "The request is not valid (with field errors), or the platform refuses it by a business rule."),
+    428: ("idempotent", "An Idempotency-Key header is required."),
+    429: ("always", "Too many requests: slow down."),
+    503: ("always", "A party the answer depends on (the database, an external centre) is unavailable."),
+}
+
+
+def document_problems(openapi: dict) -> dict:
+    """Declare on every operation the RFC 9457 problems it may answer, so the description is the contract
+    clients and contract tests hold the API to (FastAPI alone documents only a 422 of another shape)."""
+    components = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for model in (FieldError, Problem):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema.pop("$defs", None)
+        components[model.__name__] = schema
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for item in openapi.get("paths", {}).values():
+        for method, operation in item.items():
+            applies = {
+                "always": True,
+                "guarded": operation.get("security") != [] or method.upper() in MUTATING_METHODS,
+                "body": "requestBody" in operation,
+                "idempotent": any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", [])),
+            }
+            responses = operation.setdefault("responses", {})
+            for status, (when, description) in _PROBLEM_RESPONSES.items():
+                if applies[when]:
+                    response = responses.setdefault(str(status), {"description": description})
+                    if status == 422:  # FastAPI's own says only "Validation Error"
+                        response["description"] = description
+                    response["content"] = content
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    return openapi
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -169,7 +242,7 @@ class RequestContextMiddleware:
             return
         headers = dict(scope["headers"])
         offered = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         client = scope.get("client")
         address_token = client_address_var.set(client[0] if client else None)
@@ -178,6 +251,7 @@ class RequestContextMiddleware:
 
         max_body_bytes = self._limit(scope["path"])
         declared = headers.get(b"content-length")
+        response = None
         if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
             response = problem(
                 413,
@@ -186,6 +260,18 @@ class RequestContextMiddleware:
                 detail=f"request bodies are limited to {max_body_bytes} bytes",
                 request=None,
             )
+        elif "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # PostgreSQL cannot keep a NUL in text and no address needs one: refused before any query sees it.
+            where = "path" if "\x00" in scope["path"] else "query"
+            response = problem(
+                422,
+                slug="validation-error",
+                title="The request is not valid",
+                detail=f"{where}: a NUL character is not allowed",
+                request=None,
+                errors=[{"field": where, "message": "a NUL character is not allowed", "code": "string_type"}],
+            )
+        if response is not None:
             response.headers["X-Request-ID"] = request_id
             await response(scope, receive, send)
             request_id_var.reset(token)
@@ -258,6 +344,7 @@ IdempotencyKeyHeader = Annotated[
         description="Unique per intended operation; a retry with the same key and body returns the first response.",
         min_length=1,
         max_length=service.IDEMPOTENCY_KEY_MAX_LENGTH,
+        pattern=service.IDEMPOTENCY_KEY_PATTERN,
     ),
 ]
 
@@ -293,6 +380,22 @@ class UnitOfWorkRoute(APIRoute):
                 value = f"file {value.filename!r} {value.content_type!r} sha-256 {await _file_digest(value)}"
             parts.append(json.dumps([name, value]))
         return "\n".join(sorted(parts)).encode()
+
+    async def _refuse_deep_json(self, request: Request) -> None:
+        """Refuse a JSON body nested deeper than any request needs before Python's parser sees it: that parser
+        recurses once per level, and the EVM libraries lift the interpreter's recursion limit (to 100,000) so
+        far that a body of nested brackets would overflow the stack and kill the process. The depth is checked
+        by pydantic-core's parser, which stops at 200 levels without recursing in Python."""
+        if self.body_field is None or isinstance(self.body_field.field_info, params.Form):
+            return
+        try:
+            pydantic_core.from_json(await request.body())
+        except ValueError as error:
+            if str(error).startswith("recursion limit exceeded"):
+                raise RequestValidationError([{
+                    "type": "json_invalid", "loc": ("body",), "input": {},
+                    "msg": f"JSON nested more than {JSON_MAX_DEPTH} levels deep",
+                }]) from None
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -346,6 +449,7 @@ class UnitOfWorkRoute(APIRoute):
             return response
 
         async def handle(request: Request) -> Response:
+            await self._refuse_deep_json(request)
             try:
                 return await run_in_unit_of_work(request)
             except _RollBack as rolled_back:
@@ -366,6 +470,7 @@ class SecurityRoute(UnitOfWorkRoute):
         handler = APIRoute.get_route_handler(self)
 
         async def handle(request: Request) -> Response:
+            await self._refuse_deep_json(request)
             database: Database = request.app.state.database
             refusal: DomainError | None = None
             async with database.unit_of_work() as session:

@@ -8,11 +8,13 @@ recipient, which keeps a notice once, answers with the receipt it gave the first
 """
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dfa.issuance.custodian import Custodian
+from dfa.platform import faults
 from dfa.platform import service as platform
 from dfa.platform.adapters.external import Receipt
 from dfa.platform.adapters.national_bank import NationalBank, NoticeRefused
@@ -46,6 +48,7 @@ async def deliver_notices_once(
                 break
             if await delivery.deliver(session, message):
                 delivered += 1
+        faults.crash_point("notices.after_commit")
     return delivered
 
 
@@ -84,6 +87,7 @@ class _Pass:
                        "failure": type(failure).__name__},
             )
             return False
+        faults.crash_point("notices.after_send")
         await notices.record_receipt(session, notice=notice, receipt=receipt)
         await platform.mark_delivered(session, messages=[message])
         log.info(
@@ -95,6 +99,8 @@ class _Pass:
 
     async def _send(self, notice: Notice) -> Receipt:
         notice_id, body = str(notice.id), notices.body_to_send(notice)
+        if faults.enabled(faults.NOTICE_SENT_UNDER_A_NEW_ID):
+            notice_id = body["notice_id"] = uuid.uuid4().hex
         if notice.custodian is None:
             return await self.national_bank.send_notice(notice_id=notice_id, body=body)
         return await self.custodian.notify(custodian=notice.custodian, notice_id=notice_id, body=body)

@@ -6,17 +6,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dfa.platform.types import Text
+from dfa.platform.types import IsoDate, Text
 
 
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    business_date: date | None = Field(
+    business_date: IsoDate | None = Field(
         default=None, description="The day to reconcile (the operator's local calendar day); today by default."
     )
     force: bool = Field(
-        default=False, description="Reconcile again although the day has a report: the new report is its next version."
+        default=False, strict=True, description="Reconcile again although the day has a report: the new report is its next version."
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dfa.platform.types import BIGINT_MAX, Text
+from dfa.platform.types import BIGINT_MAX, IsoDate, Text
 from dfa.settlement.service.cash import (
     HOLDER_NAME_MAX_LENGTH,
     NOTE_MAX_LENGTH,
@@ -89,7 +89,7 @@ class BankAccountRevocation(Request):
 
 
 class StatementFetch(Request):
-    day: date = Field(description="The booking day whose statement of the client-money account to fetch.")
+    day: IsoDate = Field(description="The booking day whose statement of the client-money account to fetch.")
 
 
 class StatementOutcomeOut(Response):

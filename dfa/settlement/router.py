@@ -3,7 +3,6 @@ suspension and the day's close. Investors and issuers act on their own behalf on
 instructions and orders are "not found"."""
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -12,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dfa.ledger import service as ledger
 from dfa.platform.access import ALL_ROLES, Principal, Role, allow
 from dfa.platform.errors import invariant
-from dfa.platform.types import AssetCodePath, Limit
+from dfa.platform.types import BIGINT_MAX, AssetCodePath, AwareDatetime, Limit
 from dfa.platform.web import AntiFraudCentreDep, IdempotencyKeyHeader, SessionDep, SettingsDep, UnitOfWorkRoute
 from dfa.settlement import schemas
 from dfa.settlement.models import Instruction, Order, Trade
@@ -25,7 +24,9 @@ Client = Annotated[Principal, Depends(allow(Role.INVESTOR, Role.ISSUER))]
 ClientOrAdmin = Annotated[Principal, Depends(allow(Role.INVESTOR, Role.ISSUER, Role.OPERATOR_ADMIN))]
 Admin = Annotated[Principal, Depends(allow(Role.OPERATOR_ADMIN))]
 Supervisor = Annotated[Principal, Depends(allow(Role.OPERATOR_ADMIN, Role.COMPLIANCE_OFFICER))]
-BeforeSeq = Annotated[int | None, Query(ge=1, description="Page: items older than this sequence number.")]
+BeforeSeq = Annotated[
+    int | None, Query(ge=1, le=BIGINT_MAX, description="Page: items older than this sequence number.")
+]
 
 
 def _own(principal: Principal) -> uuid.UUID:
@@ -106,7 +107,7 @@ async def list_instructions(
     origin: Annotated[
         Literal["bilateral", "order_book", "placement", "redemption"] | None, Query(description="Only these.")
     ] = None,
-    before: Annotated[datetime | None, Query(description="Page: instructions created before this instant.")] = None,
+    before: Annotated[AwareDatetime | None, Query(description="Page: instructions created before this instant.")] = None,
     limit: Limit = None,
 ):
     """Settlement instructions, newest first: your own, or (staff) everyone's."""

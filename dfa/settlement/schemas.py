@@ -6,9 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dfa.platform.types import ASSET_CODE_PATTERN, BIGINT_MAX, Text
+from dfa.platform.types import ASSET_CODE_PATTERN, BIGINT_MAX, IsoDate, Text
 
-Amount = Field(ge=1, le=10**17, description="In the asset's smallest unit: tiyn for KZT, whole units of an emission.")
+Amount = Field(
+    strict=True, ge=1, le=10**17, description="In the asset's smallest unit: tiyn for KZT, whole units of an emission."
+)
 
 
 class Request(BaseModel):
@@ -35,15 +37,15 @@ class InstructionSubmit(Request):
         min_length=1, max_length=100,
         description="The trade reference both parties quote; the two sides match on it and every other term.",
     )
-    trade_date: date | None = Field(default=None, description="The day the trade was made; today by default.")
-    settlement_date: date | None = Field(
+    trade_date: IsoDate | None = Field(default=None, description="The day the trade was made; today by default.")
+    settlement_date: IsoDate | None = Field(
         default=None,
         description="A business day, today or later (and not before the trade date); today by default (T+0).",
     )
 
 
 class InstructionResubmit(Request):
-    settlement_date: date | None = Field(default=None, description="The new settlement date; today by default.")
+    settlement_date: IsoDate | None = Field(default=None, description="The new settlement date; today by default.")
 
 
 class Reason(Request):
@@ -102,8 +104,10 @@ class OrderPlace(Request):
         description="What it is paid in: KZT (settled DvP) or another emission's units (an exchange, settled DvD).",
     )
     side: Literal["buy", "sell"]
-    price: int = Field(ge=1, le=BIGINT_MAX, description="Limit price per unit, in the quote's smallest unit (tiyn).")
-    quantity: int = Field(ge=1, le=BIGINT_MAX, description="Units of the base emission.")
+    price: int = Field(
+        strict=True, ge=1, le=BIGINT_MAX, description="Limit price per unit, in the quote's smallest unit (tiyn)."
+    )
+    quantity: int = Field(strict=True, ge=1, le=BIGINT_MAX, description="Units of the base emission.")
     time_in_force: Literal["gtc", "day"] = Field(
         default="gtc", description="gtc: good till cancelled; day: expires at the close of the trade date."
     )
@@ -169,7 +173,7 @@ class MarketDataOut(Response):
 
 
 class TradingStatusSet(Request):
-    suspended: bool = Field(description="true suspends trading (cancels open orders, fails pending instructions).")
+    suspended: bool = Field(strict=True, description="true suspends trading (cancels open orders, fails pending instructions).")
     reason: Text = Field(min_length=1, max_length=500)
 
 

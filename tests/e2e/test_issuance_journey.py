@@ -10,6 +10,7 @@ import httpx
 
 from dfa.ledger import service as ledger
 from dfa.settlement.service import accounts
+from tests.factories import today_in_almaty
 from tests.identity import create_user, sign_in, signed_in_client
 
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
@@ -76,7 +77,7 @@ async def test_an_issuer_goes_from_onboarding_to_redemption_through_the_api_req_
     }).json()
 
     # The application, its completeness check, the certification and the registration.
-    today = datetime.now(UTC).date()
+    today = today_in_almaty()
     application = _post(issuer, "/v1/emission-applications", {
         "name": "Kostanay wheat receipts 2026", "dfa_kind": "commodity", "nominal": NOMINAL, "units": UNITS,
         "placement_start": today.isoformat(), "placement_end": (today + timedelta(days=30)).isoformat(),

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dfa.issuance.models import Application, Emission, Issuer
 from dfa.issuance.service import emissions
 from dfa.platform.identity.models import Party
-from tests.factories import SETTINGS, make_party
+from tests.factories import SETTINGS, make_party, today_in_almaty
 
 
 async def make_issuer(session: AsyncSession, *, name: str = "Test Issuer LLP") -> Party:
@@ -31,7 +31,7 @@ async def make_application(
     min_placement_units: int | None = None, maturity_date: date | None = None, redemption_price: int | None = None,
     early_redemption_allowed: bool = True,
 ) -> Application:
-    today = date.today()
+    today = today_in_almaty()
     application = Application(
         id=uuid.uuid4(), issuer_party_id=issuer.id, status=status, name="Test grain receipts", dfa_kind="commodity",
         nominal=nominal, units=units, placement_start=today, placement_end=today + timedelta(days=30),

@@ -286,3 +286,28 @@ async def test_a_refused_registration_changes_nothing_and_succeeds_once_certifie
     assert public["has_underlying_asset"] is True and "coverage_ratio" not in public
     assert users.client("investor").get("/v1/emissions/KZDFA0001-1999-000001").status_code == 404
 
+
+
+def test_paging_emissions_past_the_largest_asset_id_is_refused_as_invalid_not_a_server_error(users: Users):
+    """An emission's asset id is a 32-bit integer: a larger `after` is a 422 field error, never a 500."""
+    investor = users.client("investor")
+
+    too_large = investor.get("/v1/emissions", params={"after": 2**31})
+    largest = investor.get("/v1/emissions", params={"after": 2**31 - 1})
+
+    assert (too_large.status_code, problem_slug(too_large)) == (422, "validation-error")
+    assert too_large.json()["errors"][0]["field"] == "query.after"
+    assert (largest.status_code, largest.json()) == (200, [])
+
+
+def test_more_units_than_the_ledger_can_issue_at_once_are_refused_on_application_not_at_registration(
+    applicant: Applicant, settings: Settings
+):
+    """Registration issues every unit in one ledger transfer of at most 10^17: an application for more was
+    accepted and then answered a server error at registration; it is now refused with the field named."""
+    refused = post(applicant.client, APPLICATIONS, terms(settings, units=10**17 + 1, nominal=1, placement_price=1))
+    largest = post(applicant.client, APPLICATIONS, terms(settings, units=10**17, nominal=1, placement_price=1))
+
+    assert (refused.status_code, problem_slug(refused)) == (422, "emission-application-terms-invalid")
+    assert [e["field"] for e in refused.json()["context"]["errors"]] == ["units"]
+    assert largest.status_code == 201, largest.text

@@ -206,3 +206,16 @@ def test_the_registry_of_a_day_not_closed_yet_is_refused(users, holding):
         f"/v1/emissions/{emission.registration_number}/holders-registry/export", params={"as_of": tomorrow.isoformat()}
     )
     assert (response.status_code, response.json()["type"]) == (422, "/problems/registry-date-not-closed")
+
+
+def test_a_page_boundary_is_an_rfc_3339_instant_and_nothing_else_reads_as_one(users):
+    """`before=0.0` was read as 1 January 1970 though the description says an RFC 3339 date-time: a number, a
+    date alone or an instant without its offset is refused as invalid rather than guessed at."""
+    auditor = users.client("auditor")
+
+    refused = [auditor.get("/v1/suspensions", params={"before": before}) for before in
+               ("0.0", "1700000000", "2026-11-21", "2026-11-21T10:00:00")]
+    answered = auditor.get("/v1/suspensions", params={"before": "2000-01-01T00:00:00+05:00"})
+
+    assert [(r.status_code, r.json()["errors"][0]["field"]) for r in refused] == [(422, "query.before")] * 4
+    assert (answered.status_code, answered.json()) == (200, [])

@@ -134,6 +134,16 @@ async def test_who_cannot_be_onboarded_is_refused_and_nothing_is_written(users: 
             assert admin.get(f"/v1/issuers/{party_id}").status_code == 404
 
 
+def test_a_contact_email_is_read_by_the_pattern_the_api_description_states(new_issuer: IssuerUser):
+    """Python's and JSON Schema's `\\s` differ: a byte-order mark counted as white space in the description but not
+    here, so such an address was taken though documented as invalid. Both now exclude the same characters."""
+    for address in ("\ufeffir@steppe.kz", "ir@steppe.kz\x85", "ir@stepp\x1ce.kz"):
+        refused = post(new_issuer.client, "/v1/issuers", {**ONBOARDING, "contact_email": address})
+        assert (refused.status_code, problem_slug(refused)) == (422, "validation-error"), address
+
+    assert post(new_issuer.client, "/v1/issuers", ONBOARDING).status_code == 201
+
+
 def test_another_issuer_and_an_investor_do_not_see_an_issuer_req_20(issuer: IssuerUser, users: Users):
     for outsider in ("other_issuer", "investor"):
         response = users.client(outsider).get(f"/v1/issuers/{issuer.party_id}")

@@ -255,6 +255,13 @@ def test_unknown_routes_and_methods_are_problems(api):
     assert api.delete("/healthz").status_code == 405
 
 
+def test_a_registry_instant_written_as_a_number_is_refused_not_read_as_1970(api):
+    """`as_of=0.5` was read as half a second past 1970; the description says an RFC 3339 date-time."""
+    refused = api.get("/v1/ledger/assets/KZT/holders", params={"as_of": "0.5"})
+
+    assert (refused.status_code, refused.json()["errors"][0]["field"]) == (422, "query.as_of")
+
+
 def test_verification_over_http(api, world):
     assert api.get("/v1/ledger/verification").json()["ok"] is True
 

@@ -1,11 +1,9 @@
 """REQ-56: backup and restore on the real PostgreSQL; a restored database holds the same ledger, or nothing."""
 
 import asyncio
-import os
 import re
 import stat
 import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +12,13 @@ import pytest
 from sqlalchemy import make_url, text
 
 from dfa.ledger import service as ledger
-from dfa.platform.audit import service as audit
 from dfa.ledger.service import TransferSpec
 from dfa.platform import backup as backups
 from dfa.platform.database import Database
 from dfa.platform.settings import Settings
+from tests.backup_state import dfa_cli as _cli
+from tests.backup_state import ledger_state as _ledger_state
+from tests.backup_state import security_log as _security_log
 from tests.factories import funded_accounts, make_asset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,36 +47,6 @@ async def _committed_ledger(database: Database) -> dict[int, int]:
         issued.id: -1_000,
         holder.id: 1_000,
     }
-
-
-async def _ledger_state(url: str, settings: Settings):
-    """Every account's balance, version and the hash of its last entry; and the ledger's verification."""
-    database = Database.from_url(url, settings)
-    try:
-        async with database.read() as session:
-            rows = await session.execute(
-                text(
-                    "SELECT a.id, a.balance, a.version, a.last_hash,"
-                    " (SELECT e.hash FROM ledger_entries e WHERE e.account_id = a.id ORDER BY e.seq DESC LIMIT 1)"
-                    " FROM ledger_accounts a"
-                )
-            )
-            accounts = {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
-            verification = await ledger.verify(session)
-    finally:
-        await database.dispose()
-    return accounts, verification
-
-
-async def _security_log(url: str, settings: Settings) -> tuple[tuple[int, bytes], bool]:
-    """The security-event log's head (last event number and hash) and whether its chain verifies."""
-    database = Database.from_url(url, settings)
-    try:
-        async with database.read() as session:
-            head = (await session.execute(text("SELECT seq, hash FROM security_event_head"))).one()
-            return (head[0], head[1]), (await audit.verify(session)).ok
-    finally:
-        await database.dispose()
 
 
 async def _tables(url: str, settings: Settings) -> set[str]:
@@ -287,12 +257,8 @@ async def test_the_url_alone_says_where_to_connect(database_url, tmp_path, monke
         backups.backup(database_url + "&sslfoo=1", tmp_path)
 
 
-def _run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-
-
-def _cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    return _run(sys.executable, "-m", "dfa.cli", *args, env={**os.environ, "DATABASE_URL": database_url})
+def _run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
 async def test_the_cli_backs_up_and_restores(database, database_url, fresh_database, settings, tmp_path):

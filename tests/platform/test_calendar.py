@@ -13,6 +13,7 @@ from dfa.platform.audit import service as audit
 from dfa.platform.calendar import errors
 from dfa.platform.calendar import service as calendar
 from dfa.platform.calendar.service import BusinessCalendar
+from tests.factories import today_in_almaty
 
 ALMATY = ZoneInfo("Asia/Almaty")
 MONDAY_2026_04_13 = date(2026, 4, 13)  # an ordinary week: no holiday from 13 to 19 April 2026
@@ -36,10 +37,6 @@ def almaty(*args: int) -> datetime:
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
-
-
-def today_in_almaty() -> date:
-    return datetime.now(ALMATY).date()
 
 
 def future_day(*, business: bool, weekday: int | None = None) -> date:

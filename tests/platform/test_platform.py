@@ -2,12 +2,14 @@ import asyncio
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import threading
 import uuid
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -233,6 +235,67 @@ def test_the_openapi_description_names_how_to_sign_in(anonymous):
     schemes = anonymous.get("/openapi.json").json()["components"]["securitySchemes"]
     assert schemes["accessToken"]["flows"]["clientCredentials"]["tokenUrl"] == "/v1/oauth/token"
     assert (schemes["apiKey"]["name"], schemes["session"]["in"]) == ("X-API-Key", "cookie")
+
+
+def test_the_openapi_description_documents_every_problem_an_operation_answers(anonymous):
+    """REQ-58: the description is the contract the API fuzzing suite holds the platform to; a refusal it did
+    not document (a 401, a 404, a 428, a problem+json 422) broke it."""
+    spec = anonymous.get("/openapi.json").json()
+    operations = {(m.upper(), p): o for p, item in spec["paths"].items() for m, o in item.items()}
+
+    place_order = operations[("POST", "/v1/orders")]["responses"]
+    assert {"400", "401", "403", "404", "409", "413", "422", "428", "429", "503"} <= place_order.keys()
+    assert place_order["422"]["content"] == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    assert {"type", "title", "status", "detail"} <= set(spec["components"]["schemas"]["Problem"]["required"])
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    assert all(
+        response["content"].keys() == {"application/problem+json"}
+        for operation in operations.values() for status, response in operation["responses"].items()
+        if not status.startswith("2")
+    )
+    key = next(p for p in operations[("POST", "/v1/orders")]["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["schema"]["pattern"] == "^[!-~]+$"
+
+
+def test_a_share_is_read_only_in_the_forms_the_api_description_states():
+    """A share's string form was documented as any string while pydantic also read "+0.5", " 0.5" or "5E-1";
+    now the description carries the pattern and nothing outside it is read."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from dfa.platform.types import Share
+
+    share = TypeAdapter(Share)
+    string_form = next(b for b in share.json_schema()["anyOf"] if b["type"] == "string")
+
+    assert [share.validate_python(v) for v in ("0.5", "1", "0.0001", 0.25)] == [
+        Decimal("0.5"), Decimal("1"), Decimal("0.0001"), Decimal("0.25")
+    ]
+    for written in ("+0.5", " 0.5", "5E-1", "0", "1.5", "0.12345"):
+        assert re.fullmatch(string_form["pattern"], written) is None
+        with pytest.raises(ValidationError):
+            share.validate_python(written)
+
+
+def test_a_method_the_resource_does_not_take_is_answered_405_naming_every_method_it_does(anonymous):
+    """RFC 9110: the Allow header of a 405 lists all the resource's methods, not only those of one of its routes."""
+    refused = anonymous.request("DELETE", "/v1/credentials")
+
+    assert (refused.status_code, refused.headers["content-type"]) == (405, "application/problem+json")
+    assert refused.headers["allow"] == "GET, POST"
+
+
+def test_the_openapi_description_says_which_operations_need_no_credentials(anonymous):
+    """REQ-54: exactly the routes no guard protects are documented as open; every other one needs a credential."""
+    spec = anonymous.get("/openapi.json").json()
+
+    public = {(m.upper(), p) for p, item in spec["paths"].items() for m, o in item.items() if o.get("security") == []}
+
+    assert public == {
+        ("GET", "/healthz"), ("GET", "/problems/{slug}"), ("POST", "/v1/onboarding"), ("POST", "/v1/auth/sign-in"),
+        ("POST", "/v1/auth/second-factor"), ("POST", "/v1/auth/recovery"), ("POST", "/v1/auth/recovery/completion"),
+        ("POST", "/v1/oauth/token"),
+    }
+    assert spec["security"] == [{"accessToken": []}, {"apiKey": []}, {"session": []}]
 
 
 def test_production_refuses_demo_data_and_missing_keys(settings, tmp_path):

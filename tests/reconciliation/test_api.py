@@ -43,3 +43,17 @@ def test_a_day_to_come_cannot_be_reconciled_and_investors_cannot_start_a_run(use
     officer = users.client("compliance_officer")
     assert post(officer, "/v1/reconciliation/runs", {"business_date": "2999-01-01"}).status_code == 422
     assert post(users.client("investor"), "/v1/reconciliation/runs", {}).status_code == 403
+
+
+def test_a_run_is_asked_for_with_a_boolean_and_a_calendar_day_not_with_numbers(users):
+    """The description says `force` is a boolean and `business_date` a YYYY-MM-DD day: 1 was read as true and 0
+    as 1 January 1970; both are now refused as invalid and no run starts."""
+    officer = users.client("compliance_officer")
+    before = len(officer.get("/v1/reconciliation/runs").json())
+
+    refused = [post(officer, "/v1/reconciliation/runs", body) for body in ({"force": 1}, {"business_date": 0})]
+
+    assert [(r.status_code, r.json()["errors"][0]["field"]) for r in refused] == [
+        (422, "body.force"), (422, "body.business_date")
+    ]
+    assert len(officer.get("/v1/reconciliation/runs").json()) == before

@@ -276,3 +276,13 @@ async def test_instruction_terms_are_checked(market, deliver, receive):
 
     async with refused(market.session, errors.InstructionTermsInvalid):
         await _side(market, seller, buyer, delivery(deliver), delivery(receive))
+
+
+async def test_a_payment_that_with_the_fee_passes_the_largest_amount_is_refused_at_once(market):
+    """10^17 tiyn is the most the ledger holds: a payment of that much leaves no room for the fee, so the first
+    side is refused at once rather than the payer's side failing with a server error when it comes."""
+    seller = await market.investor(units=10)
+    buyer = await market.investor()
+
+    async with refused(market.session, errors.InstructionTermsInvalid):
+        await _side(market, seller, buyer, Delivery(market.emission.code, 5), Delivery("KZT", 10**17))

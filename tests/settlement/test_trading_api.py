@@ -95,6 +95,18 @@ def test_bad_orders_get_problem_details_and_change_nothing(users, emission):
     assert investor.get("/v1/orders").json() == before
 
 
+def test_a_buy_order_whose_value_and_fee_pass_the_largest_amount_is_refused_not_a_server_error(users, emission):
+    """Its value alone fits (10^17 tiyn) but the fee on top does not: the ledger cannot hold that much, so the
+    order is refused as invalid before anything is held, never answered with a 500."""
+    investor = users.client("other_investor")
+    before = investor.get("/v1/orders").json()
+
+    refused = post(investor, "/v1/orders", {"base": emission, "side": "buy", "price": 10**17, "quantity": 1})
+
+    assert (refused.status_code, refused.json()["type"]) == (422, "/problems/order-invalid"), refused.text
+    assert investor.get("/v1/orders").json() == before
+
+
 def test_req38_a_bilateral_instruction_settles_when_both_parties_submit(users, emission):
     seller, buyer = users.client("investor"), users.client("other_investor")
     terms = {"reference": f"OTC-{uuid.uuid4().hex[:8]}"}

@@ -47,6 +47,7 @@ from dfa.custody.service import wallets
 from dfa.custody.service.signing import Signer, SigningPurpose
 from dfa.custody.vault import Vault
 from dfa.ledger import service as ledger
+from dfa.platform import faults
 from dfa.platform import service as platform
 from dfa.platform.audit import service as audit
 from dfa.platform.database import Database
@@ -306,9 +307,15 @@ class Mirror:
             made = 0
             for asset_id, ops in ops_by_asset.items():
                 made += await self._add_batches(session, context, asset_id, ops)
-            await platform.mark_delivered(session, messages=messages)
+            marks_late = faults.enabled(faults.MIRROR_MARKS_DELIVERED_LATE)
+            if not marks_late:
+                await platform.mark_delivered(session, messages=messages)
             await self._save_nonce(session, context)
         self._addresses.update(context.addresses)  # committed now
+        faults.crash_point("mirror.after_prepare_commit")
+        if marks_late:
+            async with self.database.unit_of_work() as session:
+                await platform.mark_delivered(session, messages=messages)
         return made
 
     # --- sign, send, confirm -------------------------------------------------------------------
@@ -351,6 +358,7 @@ class Mirror:
                     batch_id=batch.id,
                     values={"status": "signed", "raw_transaction": signed.raw, "tx_hash": signed.tx_hash},
                 )
+            faults.crash_point("mirror.after_signing")
             signed_count += 1
         return signed_count
 
@@ -371,6 +379,7 @@ class Mirror:
                 used = await self.chain.nonce(self._sender) > batch.nonce
                 await self._supersede(batch, reason=f"refused by the node: {refusal}", reuse_nonce=not used)
                 continue
+            faults.crash_point("mirror.after_broadcast")
             async with self.database.unit_of_work() as session:
                 await repository.update_batch(
                     session, batch_id=batch.id, values={"status": "sent", "sent_at": datetime.now(UTC)}
@@ -401,6 +410,7 @@ class Mirror:
                 continue
             if head - receipt.block_number + 1 < self.settings.chain_confirmations:
                 continue
+            faults.crash_point("mirror.after_receipt")
             if receipt.succeeded or await self._applied_before(batch):
                 await self._confirmed(batch, receipt.block_number)
                 confirmed += 1

@@ -14,7 +14,7 @@ from dfa.issuance.service import applications
 from dfa.platform.access import ALL_ROLES, Principal, Role, allow
 from dfa.platform.errors import invariant
 from dfa.platform.settings import Settings
-from dfa.platform.types import AfterBigint, AssetCodePath, AwareDatetime, Limit
+from dfa.platform.types import AfterInt, AssetCodePath, AwareDatetime, Limit
 from dfa.platform.web import IdempotencyKeyHeader, SessionDep, SettingsDep, UnitOfWorkRoute
 
 router = APIRouter(prefix="/v1", tags=["emission applications"], route_class=UnitOfWorkRoute)
@@ -224,7 +224,7 @@ def _emission_out(terms: applications.EmissionTerms) -> schemas.EmissionOut:
 
 @router.get("/emissions", response_model=list[schemas.EmissionOut], tags=["emissions"])
 async def list_emissions(
-    principal: Anyone, session: SessionDep, settings: SettingsDep, after: AfterBigint = None, limit: Limit = None
+    principal: Anyone, session: SessionDep, settings: SettingsDep, after: AfterInt = None, limit: Limit = None
 ):
     """Registered emissions' public terms, in the order they were registered (page with `after` = the
     last `asset_id` seen)."""

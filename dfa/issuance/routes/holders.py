@@ -3,7 +3,6 @@ and the holders registry for the central depository (REQ-35). Staff decide; a ho
 freezes, an issuer its own suspensions and its emissions' registry."""
 
 import uuid
-from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -16,7 +15,7 @@ from dfa.issuance.schemas import holders as schemas
 from dfa.issuance.service import holders, suspensions
 from dfa.ledger import service as ledger
 from dfa.platform.access import ALL_ROLES, STAFF_ROLES, Principal, Role, allow
-from dfa.platform.types import ASSET_CODE_PATTERN, Limit
+from dfa.platform.types import ASSET_CODE_PATTERN, AwareDatetime, IsoDate, Limit
 from dfa.platform.web import DatabaseDep, IdempotencyKeyHeader, SessionDep, SettingsDep, UnitOfWorkRoute
 
 router = APIRouter(prefix="/v1", tags=["holders and suspensions"], route_class=UnitOfWorkRoute)
@@ -27,7 +26,7 @@ StaffOrIssuer = Annotated[Principal, Depends(allow(*STAFF_ROLES, Role.ISSUER))]
 Admin = Annotated[Principal, Depends(allow(Role.OPERATOR_ADMIN))]
 Supervisor = Annotated[Principal, Depends(allow(Role.OPERATOR_ADMIN, Role.COMPLIANCE_OFFICER))]
 AssetQuery = Annotated[str | None, Query(pattern=ASSET_CODE_PATTERN, description="Only this asset.")]
-Before = Annotated[datetime | None, Query(description="Page: items created before this instant.")]
+Before = Annotated[AwareDatetime | None, Query(description="Page: items created before this instant.")]
 RegistrationNumberPath = Annotated[str, Path(pattern=ASSET_CODE_PATTERN, description="The emission's registration number.")]
 
 
@@ -188,7 +187,7 @@ async def list_suspensions(
 )
 async def export_holders_registry(
     registration_number: RegistrationNumberPath,
-    as_of: Annotated[date, Query(description="The business date whose close (Asia/Almaty) the registry is fixed at.")],
+    as_of: Annotated[IsoDate, Query(description="The business date whose close (Asia/Almaty) the registry is fixed at.")],
     principal: StaffOrIssuer,
     session: SessionDep,
     database: DatabaseDep,

@@ -3,7 +3,6 @@ The operator's administrator registers platforms; the emission's issuer applies 
 and the issuer follow them."""
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, status
@@ -14,7 +13,7 @@ from dfa.issuance.service.platforms import TransferView
 from dfa.issuance.trading_platforms import TradingPlatforms
 from dfa.platform.access import ALL_ROLES, STAFF_ROLES, Principal, Role, allow
 from dfa.platform.errors import invariant
-from dfa.platform.types import ASSET_CODE_PATTERN, Limit
+from dfa.platform.types import ASSET_CODE_PATTERN, AwareDatetime, Limit
 from dfa.platform.web import IdempotencyKeyHeader, SessionDep, SettingsDep, UnitOfWorkRoute, app_state
 
 router = APIRouter(prefix="/v1", tags=["trading platforms"], route_class=UnitOfWorkRoute)
@@ -102,7 +101,7 @@ async def list_transfers(
     status_: Annotated[
         Literal["notified", "confirmed", "refused", "lapsed"] | None, Query(alias="status", description="Only these.")
     ] = None,
-    before: Annotated[datetime | None, Query(description="Page: transfers created before this instant.")] = None,
+    before: Annotated[AwareDatetime | None, Query(description="Page: transfers created before this instant.")] = None,
     limit: Limit = None,
 ):
     """Transfers to and from trading platforms, newest first: staff see all, an issuer its own."""

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from dfa.issuance.models import DFA_KINDS
-from dfa.platform.types import BIGINT_MAX, Text
+from dfa.platform.types import BIGINT_MAX, IsoDate, Ratio, Text
 
 DfaKind = Literal[DFA_KINDS]  # type: ignore[valid-type]
 
@@ -28,30 +28,34 @@ class Response(BaseModel):
 class ApplicationSubmit(Request):
     name: Text = Field(min_length=1, max_length=200, description="The emission's name as it will be registered.")
     dfa_kind: DfaKind = Field(description="What the DFA certifies: " + ", ".join(DFA_KINDS) + ".")
-    nominal: int = Field(ge=1, le=BIGINT_MAX, description="Nominal value of one unit, in tiyn.")
+    nominal: int = Field(strict=True, ge=1, le=BIGINT_MAX, description="Nominal value of one unit, in tiyn.")
     units: int = Field(
-        ge=1, le=BIGINT_MAX, description="Units to register; units × nominal (the issue volume) fits in 2^63-1 tiyn."
+        strict=True, ge=1, le=BIGINT_MAX,
+        description="Units to register; units × nominal (the issue volume) fits in 2^63-1 tiyn.",
     )
-    placement_start: date = Field(description="First day of the placement; today or later.")
-    placement_end: date = Field(description="Last day of the placement; not before its start.")
-    placement_price: int = Field(ge=1, le=BIGINT_MAX, description="Placement price of one unit, in tiyn.")
+    placement_start: IsoDate = Field(description="First day of the placement; today or later.")
+    placement_end: IsoDate = Field(description="Last day of the placement; not before its start.")
+    placement_price: int = Field(strict=True, ge=1, le=BIGINT_MAX, description="Placement price of one unit, in tiyn.")
     min_placement_units: int | None = Field(
-        default=None, ge=1, le=BIGINT_MAX,
+        default=None, strict=True, ge=1, le=BIGINT_MAX,
         description="Fewest units that must be placed for the issue to take place; none by default.",
     )
-    maturity_date: date | None = Field(default=None, description="When the units are redeemed; after the placement.")
+    maturity_date: IsoDate | None = Field(default=None, description="When the units are redeemed; after the placement.")
     redemption_price: int | None = Field(
-        default=None, ge=1, le=BIGINT_MAX, description="Redemption price of one unit, in tiyn; the nominal by default."
+        default=None, strict=True, ge=1, le=BIGINT_MAX,
+        description="Redemption price of one unit, in tiyn; the nominal by default.",
     )
-    early_redemption_allowed: bool = Field(default=False, description="Whether the issuer may redeem before maturity.")
+    early_redemption_allowed: bool = Field(
+        default=False, strict=True, description="Whether the issuer may redeem before maturity."
+    )
     transfer_restrictions: Text | None = Field(
         default=None, max_length=2000, description="Restrictions on transferring the units, as the terms state them."
     )
     underlying_asset_id: uuid.UUID | None = Field(
         default=None, description="Your underlying asset backing the emission; leave out when there is none."
     )
-    coverage_ratio: Decimal | None = Field(
-        default=None, gt=0, max_digits=8, decimal_places=4,
+    coverage_ratio: Ratio | None = Field(
+        default=None,
         description='With an underlying asset: the ratio its value must keep to the issue volume, e.g. "1.00".',
     )
     no_underlying_reason: Text | None = Field(
@@ -74,7 +78,7 @@ class Withdrawal(Request):
 
 class PreliminaryRefusal(Request):
     reasons: Text = Field(min_length=1, max_length=4000, description="The grounds on which the emission would be refused.")
-    hearing_date: date = Field(
+    hearing_date: IsoDate = Field(
         description="When the issuer is heard: a business day after the objections deadline (2 business days from today)."
     )
 

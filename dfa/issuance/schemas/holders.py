@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dfa.platform.types import ASSET_CODE_PATTERN, BIGINT_MAX, Text
+from dfa.platform.types import ASSET_CODE_PATTERN, BIGINT_MAX, Share, Text
 
 FreezeBasis = Literal["court_order", "authority_order", "operator_decision"]
 ForcedTransferBasis = Literal["court_order", "access_recovery"]
@@ -35,7 +35,7 @@ class FreezeCreate(Request):
     asset: str = Field(pattern=ASSET_CODE_PATTERN, description="The asset: an emission's registration number or KZT.")
     party_id: uuid.UUID = Field(description="The holder whose units are frozen.")
     units: int = Field(
-        ge=1, le=BIGINT_MAX,
+        strict=True, ge=1, le=BIGINT_MAX,
         description="How many of the holder's available units to freeze (all or part), in the asset's smallest unit.",
     )
     basis: FreezeBasis = Field(description="court_order, authority_order or operator_decision.")
@@ -68,12 +68,14 @@ class ForcedTransferCreate(Request):
     asset: str = Field(pattern=ASSET_CODE_PATTERN, description="The asset: an emission's registration number or KZT.")
     from_party_id: uuid.UUID = Field(description="The holder the units leave.")
     to_party_id: uuid.UUID = Field(description="The identified party (or the client's new party) they go to.")
-    units: int = Field(ge=1, le=BIGINT_MAX, description="How many units move, in the asset's smallest unit.")
+    units: int = Field(
+        strict=True, ge=1, le=BIGINT_MAX, description="How many units move, in the asset's smallest unit."
+    )
     basis: ForcedTransferBasis = Field(description="court_order, or access_recovery (a client's lost access).")
     order_reference: Text = Field(min_length=1, max_length=200, description="The order's (or recovery case's) reference.")
     reason: Text = Field(min_length=1, max_length=1000, description="What the order says, in short.")
     include_frozen: bool = Field(
-        default=False,
+        default=False, strict=True,
         description="Whether frozen units move too, when available ones do not cover the order (oldest freeze first).",
     )
 
@@ -106,8 +108,8 @@ class SuspensionCreate(Request):
     emission: str | None = Field(
         default=None, pattern=ASSET_CODE_PATTERN, description="The emission's registration number (operator_decision only)."
     )
-    arrested_share: Decimal | None = Field(
-        default=None, gt=0, le=1, max_digits=5, decimal_places=4,
+    arrested_share: Share | None = Field(
+        default=None,
         description="asset_arrest only: the share of the issuer's assets arrested; more than 0.5 suspends trading.",
     )
     reference: Text = Field(min_length=1, max_length=200, description="The court decision, register entry or decision number.")

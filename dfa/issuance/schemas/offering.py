@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dfa.platform.types import BIGINT_MAX, AwareDatetime
+from dfa.platform.types import BIGINT_MAX, AwareDatetime, IsoDate
 
-Units = Field(ge=1, le=BIGINT_MAX, description="Whole units of the emission.")
+Units = Field(strict=True, ge=1, le=BIGINT_MAX, description="Whole units of the emission.")
 
 
 class Request(BaseModel):
@@ -23,7 +23,7 @@ class Response(BaseModel):
 
 
 class SnapshotTake(Request):
-    record_date: date | None = Field(
+    record_date: IsoDate | None = Field(
         default=None, description="Fix the holders as of this business day's close (Asia/Almaty)."
     )
     as_of: AwareDatetime | None = Field(
@@ -56,12 +56,15 @@ class SnapshotOut(Response):
 
 
 class PlacementOpen(Request):
-    units: int = Field(ge=1, le=BIGINT_MAX, description="Units offered; at most the issuer's available units.")
+    units: int = Field(
+        strict=True, ge=1, le=BIGINT_MAX, description="Units offered; at most the issuer's available units."
+    )
     price: int | None = Field(
-        default=None, ge=1, le=BIGINT_MAX, description="Tiyn per unit; the application's placement price by default."
+        default=None, strict=True, ge=1, le=BIGINT_MAX,
+        description="Tiyn per unit; the application's placement price by default.",
     )
     min_units: int | None = Field(
-        default=None, ge=1, le=BIGINT_MAX,
+        default=None, strict=True, ge=1, le=BIGINT_MAX,
         description="Below this many units subscribed the issue does not take place; the application's by default.",
     )
     opens_at: AwareDatetime = Field(description="Subscriptions are taken from this instant.")

@@ -36,7 +36,7 @@ class PlatformOut(Response):
 
 class TransferCreate(Request):
     platform: str = Field(pattern=PLATFORM_CODE_PATTERN, description="The trading platform's code.")
-    units: int = Field(ge=1, le=BIGINT_MAX, description="How many units move.")
+    units: int = Field(strict=True, ge=1, le=BIGINT_MAX, description="How many units move.")
 
 
 class TransferOut(Response):

@@ -30,6 +30,7 @@ from dfa.issuance import errors
 from dfa.issuance.models import APPLICATION_OPEN_STATUSES, DFA_KINDS, Application, ApplicationEvent, Emission
 from dfa.issuance.repository import applications as repository
 from dfa.issuance.service import emissions, issuers, suspensions, underlying
+from dfa.ledger import service as ledger
 from dfa.platform import service as outbox
 from dfa.platform.access import Role
 from dfa.platform.audit import service as audit
@@ -109,6 +110,9 @@ def _term_problems(terms: Terms, *, today: date) -> Iterator[tuple[str, str]]:
             yield field, "must be a whole number from 1 to 2^63-1"
     if terms.redemption_price is not None and not 0 < terms.redemption_price <= BIGINT_MAX:
         yield "redemption_price", "must be a whole number from 1 to 2^63-1"
+    if terms.units > ledger.MAX_AMOUNT:
+        # Registration issues every unit in one ledger transfer, and the ledger moves at most MAX_AMOUNT at once.
+        yield "units", f"must be at most {ledger.MAX_AMOUNT}"
     if terms.units > 0:
         for field in ("nominal", "placement_price", "redemption_price"):
             per_unit = getattr(terms, field)

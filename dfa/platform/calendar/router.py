@@ -1,17 +1,17 @@
 """The business-day calendar API: everyone reads it, operator admins change it."""
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
 from dfa.platform.access import ALL_ROLES, Principal, Role, allow
 from dfa.platform.calendar import schemas, service
+from dfa.platform.types import IsoDate
 from dfa.platform.web import IdempotencyKeyHeader, SessionDep, SettingsDep, UnitOfWorkRoute
 
 router = APIRouter(prefix="/v1/calendar", tags=["calendar"], route_class=UnitOfWorkRoute)
 
-DayPath = Annotated[date, Path(description="The day, as YYYY-MM-DD.")]
+DayPath = Annotated[IsoDate, Path(description="The day, as YYYY-MM-DD.")]
 
 
 @router.get("/days", response_model=list[schemas.DayOut])
@@ -19,9 +19,9 @@ async def list_days(
     session: SessionDep,
     settings: SettingsDep,
     _principal: Annotated[Principal, Depends(allow(*ALL_ROLES))],
-    start: Annotated[date, Query(alias="from", description="First day listed (YYYY-MM-DD).")],
+    start: Annotated[IsoDate, Query(alias="from", description="First day listed (YYYY-MM-DD).")],
     end: Annotated[
-        date, Query(alias="to", description="Last day listed (YYYY-MM-DD), at most 366 days from the first.")
+        IsoDate, Query(alias="to", description="Last day listed (YYYY-MM-DD), at most 366 days from the first.")
     ],
 ):
     """Each day of the range: business day or not, public holiday, the operator's override, close."""

@@ -1,9 +1,13 @@
 """Authentication of requests and the route guard behind `access.allow`."""
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
+import fastapi.routing
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from dfa.platform.access import Principal, Role
 from dfa.platform.database import Database
@@ -93,6 +97,7 @@ def guard(roles: frozenset[Role]) -> Callable[[Request], Awaitable[Principal]]:
         request.state.principal = principal
         return principal
 
+    allowed_principal.admitted_roles = roles  # read by `document_security`
     return allowed_principal
 
 
@@ -112,11 +117,25 @@ SECURITY_SCHEMES = {
 }
 
 
-def document_security(openapi: dict) -> dict:
-    """Name the credentials in the OpenAPI description, so clients and `/docs` know how to sign in."""
+def document_security(openapi: dict, routes: Sequence[BaseRoute] = ()) -> dict:
+    """Name the credentials in the OpenAPI description, so clients and `/docs` know how to sign in; the
+    operations of `routes` that no guard protects are described as needing none."""
     openapi.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
     openapi["security"] = [{name: []} for name in SECURITY_SCHEMES]
+    # Included routers are mounted as branches; walk them to their routes where FastAPI does so.
+    flattened = getattr(fastapi.routing, "iter_route_contexts", None)
+    for route in flattened(routes) if flattened else routes:
+        original = getattr(route, "original_route", route)
+        if isinstance(original, APIRoute) and not _is_guarded(original.dependant):
+            for method in original.methods:
+                operation = openapi.get("paths", {}).get(route.path_format, {}).get(method.lower())
+                if operation is not None:
+                    operation["security"] = []
     return openapi
+
+
+def _is_guarded(dependant: Dependant) -> bool:
+    return hasattr(dependant.call, "admitted_roles") or any(map(_is_guarded, dependant.dependencies))
 
 
 def set_session_cookie(response: Response, signed_in: users.SignedIn, settings: Settings) -> None:

@@ -155,7 +155,7 @@ async def issue_access_token(
     session: SessionDep,
     settings: SettingsDep,
     keys: KeysDep,
-    grant_type: Annotated[str, Form(max_length=50, description="client_credentials")],
+    grant_type: Annotated[str, Form(min_length=1, max_length=50, description="client_credentials")],
     client_id: Annotated[str | None, Form(max_length=64, description="The client id (or use HTTP Basic).")] = None,
     client_secret: Annotated[str | None, Form(max_length=200, description="The client secret (or use HTTP Basic).")] = None,
 ):

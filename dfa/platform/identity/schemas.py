@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from dfa.platform.errors import invariant
 from dfa.platform.identity.models import KYC_LEVELS, KYC_STATUSES, ROLES
-from dfa.platform.types import AwareDatetime, Text
+from dfa.platform.types import AwareDatetime, IsoDate, Text
 
 RoleName = Literal["investor", "issuer", "compliance_officer", "operator_admin", "auditor"]
 invariant(set(RoleName.__args__) == set(ROLES), "the API's role names are the model's")
@@ -33,8 +33,9 @@ BiometricSample = Annotated[
     AfterValidator(_sample),
 ]
 Identifier = Annotated[str, Field(min_length=12, max_length=12, pattern=r"^[0-9]{12}$", description="12-digit IIN or BIN.")]
-Password = Annotated[str, Field(min_length=1, max_length=256, description="A password.")]
-Login = Annotated[str, Field(min_length=1, max_length=100, description="The login.")]
+# No control characters (a NUL would reach the database in the login's lookup); no password may hold one either.
+Password = Annotated[Text, Field(min_length=1, max_length=256, description="A password.")]
+Login = Annotated[Text, Field(min_length=1, max_length=100, description="The login.")]
 OneTimeCode = Annotated[str, Field(pattern=r"^[0-9]{6}$", description="The 6-digit code from the authenticator app.")]
 
 
@@ -47,7 +48,7 @@ class PartyCreate(_Request):
     name: Text = Field(min_length=1, max_length=300, description="Full name or registered legal name.")
     identifier: Identifier
     resident: bool = Field(strict=True, description="Resident of the Republic of Kazakhstan.")
-    birth_date: date | None = Field(
+    birth_date: IsoDate | None = Field(
         default=None, description="A person's date of birth; taken from the IIN when it encodes it (and checked against it)."
     )
     sex: Literal["male", "female"] | None = Field(default=None, description="A person's sex; checked against the IIN.")
@@ -96,7 +97,7 @@ class BiometricIdentification(_Request):
 class Onboarding(_Request):
     name: Text = Field(min_length=1, max_length=300, description="Full name as in the identity document.")
     identifier: Identifier
-    birth_date: date | None = Field(default=None, description="Date of birth (checked against the IIN).")
+    birth_date: IsoDate | None = Field(default=None, description="Date of birth (checked against the IIN).")
     sex: Literal["male", "female"] | None = Field(default=None, description="Sex (checked against the IIN).")
     login: Login
     password: Password

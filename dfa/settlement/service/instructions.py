@@ -255,6 +255,9 @@ async def submit(
     fee = fee_of(second_delivery[1], settings=settings) if kind == "dvp" else 0
     if kind == "dvp" and fee >= second_delivery[1]:
         raise errors.InstructionTermsInvalid("the trade is too small to pay the operator's fee")
+    if second_delivery[1] + fee > ledger.MAX_AMOUNT:
+        # The payer holds the payment and the fee together; the ledger holds at most MAX_AMOUNT at once.
+        raise errors.InstructionTermsInvalid(f"the payment and the operator's fee are at most {ledger.MAX_AMOUNT}")
     await _screen(session, buyer=second, seller=first, asset=second_delivery[0].code, amount=second_delivery[1],
                   centre=centre, actor=actor, settings=settings)
 
@@ -293,12 +296,12 @@ async def submit(
     )
     hold_id = derived_id(instruction.id, side)
     hold_amount = deliver.amount + (instruction.second_fee if side == "second" else 0)
-    await ledger.settle_holds(
-        session, batch_id=derived_id(instruction.id, f"{side}-hold"),
-        place=[ledger.PlaceHoldItem(hold_id, held.id, hold_amount, reference=f"instruction {instruction.id}")],
-    )
+    placement = ledger.PlaceHoldItem(hold_id, held.id, hold_amount, reference=f"instruction {instruction.id}")
     other_side = "second" if side == "first" else "first"
     matched = getattr(instruction, f"{other_side}_hold_id") is not None
+    settles_now = matched and instruction.settlement_date <= today
+    if not settles_now:
+        await ledger.settle_holds(session, batch_id=derived_id(instruction.id, f"{side}-hold"), place=[placement])
     # A matched instruction leaves the terms index, so the same terms can be traded again.
     instruction = await repository.update_instruction(
         session, instruction_id=instruction.id,
@@ -308,8 +311,11 @@ async def submit(
     if matched:
         events.append(event(instruction.id, "matched", actor=actor))
     await repository.insert_events(session, rows=events)
-    if matched and instruction.settlement_date <= today:
-        instruction = await _settle(session, instruction, actor=actor, settings=settings)
+    if settles_now:
+        # The matching side's hold is placed by the settling batch itself, which locks every account of the trade
+        # in one ascending pass: placed apart, its accounts would stay locked while the settlement waited for the
+        # counterparty's and the fee account, and two trades settling at once could each wait for the other.
+        instruction = await _settle(session, instruction, actor=actor, settings=settings, place=[placement])
     return Submitted(instruction, created)
 
 
@@ -328,22 +334,27 @@ async def _screen(
     )
 
 
-async def _settle(session: AsyncSession, instruction: Instruction, *, actor: str, settings: Settings) -> Instruction:
-    await _settle_many(session, [instruction], actor=actor, settings=settings)
+async def _settle(
+    session: AsyncSession, instruction: Instruction, *, actor: str, settings: Settings,
+    place: Sequence[ledger.PlaceHoldItem] = (),
+) -> Instruction:
+    await _settle_many(session, [instruction], actor=actor, settings=settings, place=place)
     settled = await repository.get_instruction(session, instruction.id)
     invariant(settled is not None and settled.status == "settled", f"instruction {instruction.id} did not settle")
     return settled
 
 
 async def _settle_many(
-    session: AsyncSession, settling: Sequence[Instruction], *, actor: str, settings: Settings
+    session: AsyncSession, settling: Sequence[Instruction], *, actor: str, settings: Settings,
+    place: Sequence[ledger.PlaceHoldItem] = (),
 ) -> None:
-    """Post both holds and the fees of every instruction in one linked ledger batch and mark them settled.
-    Each leg's transfer id derives from its instruction, so no instruction ever settles twice."""
+    """Post both holds and the fees of every instruction in one linked ledger batch (placing the holds in `place`
+    first) and mark them settled. Each leg's transfer id derives from its instruction, so no instruction ever
+    settles twice."""
     posts = await exchange_posts(session, [_exchange(i) for i in settling], settings=settings)
     ids = sorted(i.id for i in settling)
     batch_id = derived_id(uuid.uuid5(NAMESPACE, ",".join(map(str, ids))), "settlement")
-    await ledger.settle_holds(session, batch_id=batch_id, post=posts)
+    await ledger.settle_holds(session, batch_id=batch_id, place=place, post=posts)
     await repository.mark_settled(session, instruction_ids=ids)
     await repository.insert_events(session, rows=[event(i, "settled", actor=actor) for i in ids])
 

@@ -103,6 +103,8 @@ async def place(
     held_account = await _available_account(session, party_id=party_id, asset=held_asset, settings=settings)
     order_hold = derived_id(order_id, "hold")
     total_hold = hold_amount(side=side, price=price, quantity=quantity, quote=quote_asset, settings=settings)
+    if total_hold > ledger.MAX_AMOUNT:
+        raise errors.OrderInvalid(f"the order would hold {total_hold} with the fee, more than {ledger.MAX_AMOUNT}")
 
     await repository.lock_book(session, base_asset_id=base_asset.id, quote_asset_id=quote_asset.id)
     fills, stopped, flagged = await _match(
