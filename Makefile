@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	SECURITY_PROTOCOL_SUBMITTED_ON=$${SECURITY_PROTOCOL_SUBMITTED_ON:-2026-05-04} $(BIN)/dfa serve
 
+# The JUnit results beside the proof suites' records let `dfa security-protocol` tell how every test ended.
 test: $(STAMP) chromium
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest --junitxml=test-artifacts/protocol/junit.xml
 
 # The browser tests drive Debian's Chromium; installed with apt-get (as root, or with sudo) when missing.
 chromium:

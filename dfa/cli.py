@@ -1,5 +1,6 @@
 """The `dfa` command: serve, migrate, verify the ledger and the security-event log, expire holds, back up and
-restore, rotate the custody key, compare the chain with the ledger, hand the platform over."""
+restore, rotate the custody key, compare the chain with the ledger, hand the platform over, write the
+cybersecurity test protocol."""
 
 import argparse
 import asyncio
@@ -314,6 +315,37 @@ def catalogs(args: argparse.Namespace) -> int:
     return 0
 
 
+def security_protocol(args: argparse.Namespace) -> int:
+    """The signed cybersecurity test protocol (REQ-60), from the proof suites' latest results or a fresh run."""
+    from pathlib import Path
+
+    from dfa import security_protocol as protocol
+    from dfa.platform.identity.crypto import Keys
+
+    settings = get_settings()
+    signing_key = Keys.load(settings).signing_key
+    if args.verify:
+        signed = json.loads(Path(args.verify).read_text(encoding="utf-8"))
+        if not protocol.signature_holds(signed, public_key=signing_key.public_key()):
+            print(f"{args.verify}: NOT the protocol this operator signed", file=sys.stderr)
+            return 1
+        print(f"{args.verify}: signed by this operator, unchanged")
+        return 0
+    evidence = Path(args.evidence) if args.evidence else protocol.evidence_dir()
+    if args.run_suites:
+        status = protocol.run_suites(evidence, long_form=args.long_form)
+        print(f"the suites ran (pytest exit status {status})")
+    document = protocol.build(evidence, settings=settings)
+    if not document["suites"]:
+        print(f"no results in {evidence}: run the suites (make test, or this command with --run)", file=sys.stderr)
+        return 1
+    written = protocol.write(document, signing_key=signing_key, out_dir=Path(args.out) if args.out else evidence)
+    for requirement in document["requirements"]:
+        print(f"{requirement['id']} {requirement['title']}: {requirement['verdict']}")
+    print(f"protocol written: {written.json_path} and {written.pdf_path}")
+    return 0 if all(r["verdict"] == protocol.Verdict.MET for r in document["requirements"]) else 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dfa", description="DFA platform operator core")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -381,6 +413,20 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "catalogs", help="add the cabinet's new messages to the Kazakh and Russian catalogs, drop unused ones"
     ).set_defaults(run=catalogs)
+    protocol_parser = commands.add_parser(
+        "security-protocol",
+        help="write the signed cybersecurity test protocol (PDF and JSON) with a verdict per REQ-54..REQ-58",
+    )
+    protocol_parser.add_argument(
+        "--run", dest="run_suites", action="store_true", help="run the proof suites first (from a checkout)"
+    )
+    protocol_parser.add_argument("--long-form", action="store_true", help="with --run: the suites' long form")
+    protocol_parser.add_argument(
+        "--evidence", help="where the suites' results are (default: DFA_EVIDENCE_DIR or test-artifacts/protocol)"
+    )
+    protocol_parser.add_argument("--out", help="where to write the protocol (default: the evidence directory)")
+    protocol_parser.add_argument("--verify", metavar="PROTOCOL_JSON", help="check a written protocol's signature")
+    protocol_parser.set_defaults(run=security_protocol)
     args = parser.parse_args(argv)
     return args.run(args)
 

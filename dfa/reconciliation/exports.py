@@ -113,7 +113,7 @@ _HEADING_ROOM_MM = 25
 
 class DejaVuPdf(FPDF):
     """A4 pages set in DejaVu Sans, which has the Kazakh and Russian letters of people's and issuers' names
-    (and the tenge sign), with headings and paragraphs of text, each page footed with what the document is and
+    (and the tenge sign), with headings, paragraphs, labelled values and tables, each page footed with what the document is and
     its number (`numbering` has the placeholders page and pages): what the operator's printable documents share."""
 
     def __init__(self, footer_text: str, *, numbering: str = "page %(page)s of %(pages)s") -> None:
@@ -142,10 +142,6 @@ class DejaVuPdf(FPDF):
     def paragraph(self, text: str) -> None:
         self.set_font(FONT, "", _BODY_PT)
         self.multi_cell(0, _LINE_MM, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-
-
-class _ReportPdf(DejaVuPdf):
-    """The report's pages: labelled values and tables."""
 
     def pairs(self, pairs: Sequence[tuple[str, Any]], *, wrapmode: WrapMode = WrapMode.WORD) -> None:
         """Labelled values, one per line; CHAR wrapping breaks hashes and signatures that outrun the line."""
@@ -188,7 +184,7 @@ def report_pdf(
 
     `sign_off` is the compliance sign-off, if any, as {"signed_by", "signed_at", "comment"}.
     """
-    pdf = _ReportPdf(f"Reconciliation report {document['business_date']}, version {document['version']}")
+    pdf = DejaVuPdf(f"Reconciliation report {document['business_date']}, version {document['version']}")
     pdf.set_title(f"Reconciliation report {document['business_date']} v{document['version']}")
     pdf.set_author(document["operator"]["name"])
     pdf.add_page()
@@ -200,12 +196,15 @@ def report_pdf(
     _chain(pdf, document["chain"])
     _client_money(pdf, document["client_money"])
     _holder_trees(pdf, document["holder_trees"])
-    _signature(pdf, content_sha256=content_sha256, signature_b64=signature_b64, signing_key_sha256=signing_key_sha256)
+    signature_section(
+        pdf, what="report", content_sha256=content_sha256, signature_b64=signature_b64,
+        signing_key_sha256=signing_key_sha256,
+    )
     _sign_off(pdf, sign_off)
     return bytes(pdf.output())
 
 
-def _header(pdf: _ReportPdf, document: dict) -> None:
+def _header(pdf: DejaVuPdf, document: dict) -> None:
     operator, run = document["operator"], document["run"]
     pdf.heading("Daily reconciliation report", size_pt=16)
     pdf.pairs([
@@ -220,7 +219,7 @@ def _header(pdf: _ReportPdf, document: dict) -> None:
     ])
 
 
-def _totals(pdf: _ReportPdf, totals: dict) -> None:
+def _totals(pdf: DejaVuPdf, totals: dict) -> None:
     pdf.heading("Totals")
     pdf.pairs([
         ("Emissions", format_units(totals["emissions"])),
@@ -235,7 +234,7 @@ def _totals(pdf: _ReportPdf, totals: dict) -> None:
     ])
 
 
-def _coverage(pdf: _ReportPdf, document: dict) -> None:
+def _coverage(pdf: DejaVuPdf, document: dict) -> None:
     pdf.heading("Coverage of emissions by their underlying assets")
     pdf.grid(
         ("Emission", "Issuer", "Status", "Required, KZT", "Market, KZT", "Shortfall, KZT", "Valued on"),
@@ -260,7 +259,7 @@ def _coverage(pdf: _ReportPdf, document: dict) -> None:
         )
 
 
-def _breaches(pdf: _ReportPdf, document: dict) -> None:
+def _breaches(pdf: DejaVuPdf, document: dict) -> None:
     pdf.heading("Breaches")
     pdf.grid(
         ("Breach", "Kind", "Emission", "Detail", "New"),
@@ -276,7 +275,7 @@ def _breaches(pdf: _ReportPdf, document: dict) -> None:
         )
 
 
-def _ledger(pdf: _ReportPdf, ledger: list[dict]) -> None:
+def _ledger(pdf: DejaVuPdf, ledger: list[dict]) -> None:
     pdf.heading("Ledger invariants")
     pdf.grid(
         ("Asset", "Kind", "Accounts", "Status", "Findings"),
@@ -286,7 +285,7 @@ def _ledger(pdf: _ReportPdf, ledger: list[dict]) -> None:
     )
 
 
-def _chain(pdf: _ReportPdf, chain: dict) -> None:
+def _chain(pdf: DejaVuPdf, chain: dict) -> None:
     pdf.heading("Ledger against the chain")
     if not chain["checked"]:
         pdf.paragraph(f"Not checked: {chain['reason'] or 'no reason given'}.")
@@ -302,7 +301,7 @@ def _chain(pdf: _ReportPdf, chain: dict) -> None:
     )
 
 
-def _client_money(pdf: _ReportPdf, money: dict) -> None:
+def _client_money(pdf: DejaVuPdf, money: dict) -> None:
     pdf.heading("Client money against the bank")
     pdf.pairs([
         ("Status", _label(money["status"])),
@@ -315,7 +314,7 @@ def _client_money(pdf: _ReportPdf, money: dict) -> None:
     ])
 
 
-def _holder_trees(pdf: _ReportPdf, trees: list[dict]) -> None:
+def _holder_trees(pdf: DejaVuPdf, trees: list[dict]) -> None:
     pdf.heading("Holder trees (Merkle-sum roots of each emission's holders)")
     pdf.grid(
         ("Emission", "Holders", "Total units", "Root hash (SHA-256)"),
@@ -325,10 +324,13 @@ def _holder_trees(pdf: _ReportPdf, trees: list[dict]) -> None:
     )
 
 
-def _signature(pdf: _ReportPdf, *, content_sha256: str, signature_b64: str, signing_key_sha256: str) -> None:
+def signature_section(
+    pdf: DejaVuPdf, *, what: str, content_sha256: str, signature_b64: str, signing_key_sha256: str
+) -> None:
+    """Where a printout of a signed document says how to check it against the signed JSON (`what` it is)."""
     pdf.heading("Signature")
     pdf.paragraph(
-        "The operator signed the report's canonical JSON document with its Ed25519 key. The JSON document is "
+        f"The operator signed the {what}'s canonical JSON document with its Ed25519 key. The JSON document is "
         "authoritative; this rendering is checked against it by the hash below."
     )
     pdf.pairs([
@@ -338,7 +340,7 @@ def _signature(pdf: _ReportPdf, *, content_sha256: str, signature_b64: str, sign
     ], wrapmode=WrapMode.CHAR)
 
 
-def _sign_off(pdf: _ReportPdf, sign_off: dict | None) -> None:
+def _sign_off(pdf: DejaVuPdf, sign_off: dict | None) -> None:
     pdf.heading("Compliance sign-off")
     if sign_off is None:
         pdf.paragraph("Not signed off.")
