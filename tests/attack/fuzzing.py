@@ -116,6 +116,7 @@ class Tally:
     requests: int = 0
     server_errors: int = 0
     stateful_steps: int = 0
+    stateful_runs_cut_short: int = 0  # ended early by Hypothesis when a replayed scenario took another turn
     planted_server_errors: int = 0
     statuses: Counter = field(default_factory=Counter)  # answers by class: 2xx, 4xx, 5xx
     inferred_links: int = 0

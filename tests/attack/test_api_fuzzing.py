@@ -146,6 +146,7 @@ def tally(fuzzed_platform: FuzzedPlatform, long_form: bool) -> Iterator[Tally]:
             "schema_violations": len(counts.schema_violations),
             "other_check_failures": len(counts.other_failures),
             "stateful_steps": counts.stateful_steps,
+            "stateful_runs_cut_short": counts.stateful_runs_cut_short,
             "inferred_links": counts.inferred_links,
             "planted_server_errors_found": counts.planted_server_errors,
             "bugs_fixed": len(BUGS_FIXED),
@@ -265,17 +266,25 @@ def test_chains_of_operations_along_their_links_get_no_server_error_or_undocumen
                 tally.found(role, failures.exceptions)
                 raise
 
-    Chains.run(
-        settings=hypothesis.settings(
-            max_examples=SCENARIOS_LONG if long_form else SCENARIOS_SHORT,
-            stateful_step_count=STEPS_LONG if long_form else STEPS_SHORT,
-            derandomize=True,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(hypothesis.HealthCheck),
-            phases=[hypothesis.Phase.generate],
+    found_before = len(tally.violations())
+    try:
+        Chains.run(
+            settings=hypothesis.settings(
+                max_examples=SCENARIOS_LONG if long_form else SCENARIOS_SHORT,
+                stateful_step_count=STEPS_LONG if long_form else STEPS_SHORT,
+                derandomize=True,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(hypothesis.HealthCheck),
+                phases=[hypothesis.Phase.generate],
+            )
         )
-    )
+    except hypothesis.errors.Flaky:
+        # The platform's state moves on between scenarios, so a scenario Hypothesis replays can take another turn
+        # (a list that was empty now is not); schemathesis' own runner ends such a run the same way. What the
+        # checks found up to then counts.
+        tally.stateful_runs_cut_short += 1
+        assert len(tally.violations()) == found_before, tally.violations()[found_before:]
 
 
 PLANTED = "/v1/planted/emissions"
